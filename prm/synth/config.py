@@ -1,0 +1,60 @@
+"""The config of `prm synth`: how many problems, which split, how many steps and how large the numbers are."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prm.config import config, option
+
+MAX_STEPS = 8  # the templates and the 135M policy model both stay readable up to here
+
+
+@config("synth")
+class SynthConfig:
+    """`prm synth` writes verifiable arithmetic word problems with their gold step-by-step solutions.
+
+    >>> SynthConfig(n=10, split="test").split
+    'test'
+    >>> SynthConfig(min_steps=3, max_steps=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: min_steps (3) must be <= max_steps (2)
+    """
+
+    n: int = option(1000, "number of problems to write")
+    seed: int = option(0, "random seed; the same config always writes the same file, byte for byte")
+    split: Literal["train", "test"] = option(
+        "train", "which split to write; a problem belongs to exactly one split whatever the seed (see prm.synth)"
+    )
+    min_steps: int = option(2, f"fewest operations (solution steps) in a problem, 1..{MAX_STEPS}")
+    max_steps: int = option(4, f"most operations in a problem, 1..{MAX_STEPS}; each problem draws its count uniformly")
+    min_value: int = option(2, "smallest number written in a problem's text (start value, amounts, factors, divisors)")
+    max_value: int = option(50, "largest number written in a problem's text")
+    max_result: int = option(1000, "cap on every intermediate value; at least 2 * max_value")
+    test_fraction: float = option(0.2, "share of the problem space reserved for the test split")
+    output: str = option("data/out/problems.jsonl", "where to write the step records (.jsonl or .parquet)")
+
+    def __post_init__(self) -> None:
+        # Pure checks only: the config loader turns a ValueError into a ConfigError naming the command.
+        if self.n < 0:
+            raise ValueError(f"n must be >= 0, got {self.n}")
+        if not 1 <= self.min_steps <= MAX_STEPS:
+            raise ValueError(f"min_steps must be in 1..{MAX_STEPS}, got {self.min_steps}")
+        if not 1 <= self.max_steps <= MAX_STEPS:
+            raise ValueError(f"max_steps must be in 1..{MAX_STEPS}, got {self.max_steps}")
+        if self.min_steps > self.max_steps:
+            raise ValueError(f"min_steps ({self.min_steps}) must be <= max_steps ({self.max_steps})")
+        if self.min_value <= 0:
+            raise ValueError(f"min_value must be > 0, got {self.min_value}")
+        if self.min_value > self.max_value:
+            raise ValueError(f"min_value ({self.min_value}) must be <= max_value ({self.max_value})")
+        # With this margin every running value admits an addition or a subtraction, so a problem never dead-ends.
+        if self.max_result < 2 * self.max_value:
+            raise ValueError(
+                f"max_result ({self.max_result}) must be >= 2 * max_value ({2 * self.max_value}) "
+                "so that every step has a valid operation"
+            )
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be strictly between 0 and 1, got {self.test_fraction}")
+        if not self.output:
+            raise ValueError("output must be a non-empty path")

@@ -1,0 +1,131 @@
+"""Config layer: defaults, YAML, command-line overrides, strict errors, the resolved config saved beside outputs,
+and every YAML in configs/ checked against its command's dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from prm import cli
+from prm.config import ConfigError, config, config_path_for, load_config, load_yaml, option, save_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@config("_example")
+class ExampleConfig:
+    output: str = option(help="where to write", positional=True)
+    n: int = option(10, "count")
+    lr: float = option(1e-3, "learning rate")
+    bf16: bool = option(True, "autocast")
+    mode: Literal["hard", "soft"] = option("hard", "label kind")
+    targets: tuple[str, ...] = option(("q_proj", "v_proj"), "modules")
+    limit: int | None = option(None, "optional cap")
+
+    def __post_init__(self):
+        if self.n < 0:
+            raise ValueError("n must be >= 0")
+
+
+def test_defaults_yaml_then_cli(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("n: 5\nlr: 1\nmode: soft\ntargets: [a, b, c]\n")
+    cfg = load_config(ExampleConfig, y, {"output": "o.jsonl", "n": "7", "limit": "3"})
+    assert (cfg.n, cfg.lr, cfg.mode, cfg.targets, cfg.limit, cfg.bf16) == (7, 1.0, "soft", ("a", "b", "c"), 3, True)
+    assert isinstance(cfg.lr, float)
+    cfg2 = load_config(ExampleConfig, None, {"output": "o", "targets": "x,y", "bf16": "false", "limit": "null"})
+    assert cfg2.targets == ("x", "y") and cfg2.bf16 is False and cfg2.limit is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.n = 3
+
+
+def test_unknown_key_names_key_file_and_line(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("n: 5\n\nlearning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:3: unknown key 'learning_rate'"):
+        load_config(ExampleConfig, y, {"output": "o"})
+    with pytest.raises(ConfigError, match=r"--nn.*unknown key 'nn'"):
+        load_config(ExampleConfig, None, {"output": "o", "nn": "1"})
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key"),
+    [
+        ("n: 1.5", "n"),
+        ("n: true", "n"),
+        ("bf16: 1", "bf16"),
+        ("mode: medium", "mode"),
+        ("lr: fast", "lr"),
+        ("targets: 3", "targets"),
+        ("output: 3", "output"),
+        ("limit: [1]", "limit"),
+    ],
+)
+def test_wrong_type_names_key(tmp_path, yaml_text, key):
+    y = tmp_path / "c.yaml"
+    y.write_text("# header\n" + yaml_text + "\n")
+    with pytest.raises(ConfigError, match=rf"c\.yaml:2: key '{key}' expects"):
+        load_config(ExampleConfig, y, {"output": "o"})
+
+
+def test_cli_wrong_type_and_missing_and_post_init():
+    with pytest.raises(ConfigError, match=r"--n.*key 'n' expects int"):
+        load_config(ExampleConfig, None, {"output": "o", "n": "ten"})
+    with pytest.raises(ConfigError, match="missing required key.*output"):
+        load_config(ExampleConfig, None, {})
+    with pytest.raises(ConfigError, match="n must be >= 0"):
+        load_config(ExampleConfig, None, {"output": "o", "n": "-1"})
+
+
+def test_bad_yaml_file(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(ExampleConfig, y, {"output": "o"})
+    y.write_text("n: [1\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(ExampleConfig, y, {"output": "o"})
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(ExampleConfig, tmp_path / "nope.yaml")
+
+
+def test_save_config_round_trips(tmp_path):
+    cfg = load_config(ExampleConfig, None, {"output": str(tmp_path / "out.jsonl"), "targets": "a,b"})
+    path = save_config(cfg, cfg.output)
+    assert path == tmp_path / "out.config.yaml" == config_path_for(cfg.output)
+    text = path.read_text()
+    assert text.startswith("# Resolved config of 'prm _example'")
+    assert load_config(ExampleConfig, path) == cfg
+    assert config_path_for(tmp_path) == tmp_path / "config.yaml"
+
+
+def test_every_command_has_a_yaml_and_every_yaml_loads():
+    yamls = sorted((ROOT / "configs").glob("*.yaml"))
+    assert yamls, "configs/ is empty"
+    commands = {name: cli.config_class(name) for name in cli.COMMANDS}
+    for name in commands:
+        assert (ROOT / "configs" / f"{name}.yaml").exists(), f"configs/{name}.yaml missing"
+    for path in yamls:
+        header = path.read_text().splitlines()[0]
+        assert header.startswith("# prm ") or header.startswith("# make "), f"{path.name}: header must give the command"
+        if path.stem not in commands:
+            continue  # e.g. accelerate configs; checked by their own tests
+        cls = commands[path.stem]
+        values = load_config(cls, path, partial=True)
+        # The YAML of a command states its defaults: it must agree with the dataclass, so they cannot drift apart.
+        data, _ = load_yaml(path)
+        for f in dataclasses.fields(cls):
+            if f.name in values and f.default is not dataclasses.MISSING:
+                assert values[f.name] == f.default, f"{path.name}: {f.name}={values[f.name]!r} != default {f.default!r}"
+        optional = {f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+        assert optional <= set(data), f"{path.name} lacks {sorted(optional - set(data))}"
+
+
+def test_cli_rejects_unknown_flag(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["validate", "x.jsonl", "--bogus", "1"])
+    assert e.value.code == 2
+    assert "--bogus" in capsys.readouterr().err
