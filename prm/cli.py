@@ -20,9 +20,27 @@ from prm.records import RecordError
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "synth": ("prm.synth", "SynthConfig", "run", "write verifiable arithmetic word problems with gold step chains"),
     "convert": ("prm.formats", "ConvertConfig", "run", "convert step records between formats (TRL, PRM800K, ...)"),
+    "generate": ("prm.generate", "GenerateConfig", "run", "sample N step-by-step solutions per problem from a policy"),
+    "train": ("prm.train", "TrainConfig", "run", "fine-tune a PRM (LoRA or full) on labeled step records"),
+    "score": ("prm.score.prm_scorer", "ScoreConfig", "run", "score every step of every trace with a trained PRM"),
     "validate": ("prm.validate", "ValidateConfig", "run", "check a step-record file and print its statistics"),
     "demo": ("prm.demo", "DemoConfig", "run", "run the pipeline end to end on a small set and print what it measured"),
     "bench": ("prm.bench", "BenchConfig", "run", "speed and quality benchmarks: JSON results plus a table"),
+    "label": (
+        "prm.label",
+        "LabelConfig",
+        "run",
+        "label the steps of traces: gold, calc, mc (rollouts) or binary search",
+    ),
+    "label-report": ("prm.label.report", "LabelReportConfig", "run", "measure each step labeler against gold"),
+    "label-bench": ("prm.bench.label", "LabelBenchConfig", "main", "rollout budget and accuracy of the labelers"),
+    "score-baseline": (
+        "prm.score.baseline",
+        "BaselineConfig",
+        "run",
+        "training-free step scores: the backbone's log-probability of each step or its result",
+    ),
+    "eval": ("prm.eval", "EvalConfig", "run", "step AUROC, accuracy, F1, ProcessBench F1, calibration, floor"),
 }
 
 

@@ -117,10 +117,24 @@ def _coerce(value: Any, tp: Any, key: str, where: str, *, from_cli: bool) -> Any
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         raise bad()
+    if dataclasses.is_dataclass(tp):
+        # A nested record (e.g. one few-shot example): a mapping whose keys are checked like a config's.
+        if not isinstance(value, dict):
+            raise bad()
+        hints = typing.get_type_hints(tp)
+        names = {f.name for f in dataclasses.fields(tp)}
+        for k in value:
+            if k not in names:
+                raise ConfigError(f"{where}: key '{key}': unknown field '{k}' (known: {', '.join(sorted(names))})")
+        try:
+            return tp(**{k: _coerce(v, hints[k], f"{key}.{k}", where, from_cli=False) for k, v in value.items()})
+        except TypeError as e:
+            raise ConfigError(f"{where}: key '{key}': {e}") from None
     if origin in (list, tuple):
         inner = get_args(tp)[0]
         if isinstance(value, str) and from_cli:
-            value = [v for v in value.split(",") if v]
+            parsed = yaml.safe_load(value) if value.lstrip().startswith("[") else None
+            value = parsed if isinstance(parsed, list) else [v for v in value.split(",") if v]
         if not isinstance(value, (list, tuple)):
             raise bad()
         return tuple(_coerce(v, inner, key, where, from_cli=from_cli) for v in value)
@@ -205,6 +219,8 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def _plain(v: Any) -> Any:
+    if dataclasses.is_dataclass(v):
+        return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
     return list(_plain(x) for x in v) if isinstance(v, tuple) else v
 
 
@@ -226,6 +242,18 @@ def save_config(cfg: Any, output: str | os.PathLike) -> Path:
         f.write(header)
         yaml.safe_dump(to_dict(cfg), f, sort_keys=False, allow_unicode=True)
     return path
+
+
+def defaults_yaml(cls: type, header: str) -> str:
+    """YAML text of a config's defaults, one key per line with its help text as a comment (for configs/)."""
+    lines = [f"# {line}" for line in header.strip().splitlines()]
+    for f in dataclasses.fields(cls):
+        if f.default is dataclasses.MISSING:
+            continue
+        value = yaml.safe_dump(_plain(f.default), default_flow_style=True, width=10_000).strip()
+        value = value.removesuffix("\n...").removesuffix("...").strip()
+        lines.append(f"{f.name}: {value}  # {f.metadata.get('help', '')}")
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------------------------------

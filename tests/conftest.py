@@ -14,6 +14,16 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# Tiny models: one thread is far faster than two fighting over a shared 2-core machine (7 ms against 2.5 s seen
+# for one call). Set in the environment too, so the subprocesses some tests start inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch_threads = int(os.environ["OMP_NUM_THREADS"])
+
+
+def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(torch_threads)
 
 
 @pytest.fixture
@@ -22,3 +32,69 @@ def gsm8k_dir() -> Path:
     if not (d / "train.jsonl").exists():
         pytest.skip(f"GSM8K not found at {d}")
     return d
+
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_tokenizer(path: Path):
+    """A byte-level BPE tokenizer trained in a second on arithmetic text, with ChatML special tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    corpus = [
+        "Tom has 12 apples and buys 5 more, so he has 12 + 5 = 17 apples.\nThe answer is 17.\n",
+        "Mia gives away 4 marbles, so she has 17 - 4 = 13 marbles. Each bag holds 45 / 5 = 9 rolls.\n",
+        "3 packs of 4 pencils is 3 * 4 = 12 pencils. How many stickers does Leah have now?\n",
+    ] * 20
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|im_end|>", bos_token="<|im_start|>"
+    )
+    fast.chat_template = CHATML
+    fast.save_pretrained(path)
+    return fast
+
+
+def build_tiny_model(path: Path, seed: int = 0):
+    """A randomly initialised 2-layer Llama (about 60k parameters) saved with its tokenizer in `path`."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = build_tiny_tokenizer(path)
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(cfg)
+    model.save_pretrained(path, safe_serialization=True)
+    return model, tok
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """Folder of a tiny random Llama + tokenizer: what every non-slow model test loads (seconds, offline)."""
+    path = tmp_path_factory.mktemp("tiny-llama")
+    build_tiny_model(path)
+    return path

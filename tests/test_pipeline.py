@@ -45,12 +45,29 @@ def test_errors_exit_2_with_file_and_line(tmp_path, capsys):
     assert not (tmp_path / "x.jsonl").exists()
 
 
-def test_demo_writes_its_files(tmp_path):
+def test_demo_writes_its_files(tmp_path, tiny_model_dir):
     out = tmp_path / "demo"
-    assert cli.main(["demo", "--out_dir", str(out), "--train_n", "60", "--test_n", "20"]) == 0
+    args = [
+        "--out_dir",
+        str(out),
+        "--train_n",
+        "60",
+        "--test_n",
+        "20",
+        "--model",
+        str(tiny_model_dir),
+        "--policy_problems",
+        "3",
+        "--samples",
+        "2",
+        "--max_new_tokens",
+        "8",
+    ]
+    assert cli.main(["demo", *args]) == 0
     assert len(read_records(out / "problems-train.jsonl")) == 60
     assert len(read_records(out / "problems-test.jsonl")) == 20
     assert (out / "config.yaml").exists() and (out / "problems-test.trl.jsonl").exists()
+    assert len(read_records(out / "traces.jsonl")) == 6
 
 
 def test_console_entry_point_runs():

@@ -1,4 +1,5 @@
-"""`prm synth`: determinism, split disjointness, arithmetic of the gold chains, config checks, the command."""
+"""`prm synth`: determinism, split disjointness, arithmetic of the gold chains, config checks, the command, and the
+injected errors of --corrupt / --pairs (each kind exactly at its labeled step, propagation, pairs, fractions)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from prm.checker import check_step
 from prm.config import ConfigError, config_path_for, load_config
 from prm.records import read_records, validate
-from prm.synth import SynthConfig, draw_skeleton, generate, render, run, skeleton_key, split_of
+from prm.synth import ERROR_KINDS, SynthConfig, draw_skeleton, generate, inject, render, run, skeleton_key, split_of
 from prm.synth import templates as T
+from prm.synth.corrupt import apply, error_labels
 
 EQUATION = re.compile(r"(\d+) ([-+*/]) (\d+) = (\d+)")
 APPLY = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
@@ -262,3 +265,203 @@ def test_small_space_is_filled_exactly_then_exhausted(split):
     assert keys == space
     with pytest.raises(ConfigError, match="distinct"):
         gen(n=len(space) + 1, **kw)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Injected errors (--corrupt, --pairs)
+
+
+def parse(line: str) -> tuple[int, str, int, int]:
+    found = EQUATION.findall(line)
+    assert len(found) == 1, line
+    x, op, y, c = found[0]
+    return int(x), op, int(y), int(c)
+
+
+def split_operands(i: int, x: int, y: int, value: int) -> tuple[int, int]:
+    """(running value, operand) of a written equation: only a first step may write `k * a` ("4 packs of 6")."""
+    if i == 0 and x != value and y == value:
+        return y, x
+    return x, y
+
+
+def check_corrupted(rec, cfg: SynthConfig) -> tuple[int, list[tuple[int, str, int, int]]]:
+    """What every corrupted record must satisfy whatever its kind; returns (error step, parsed equations)."""
+    validate(rec.to_dict())
+    meta = rec.meta
+    chain, ops, operands, k = meta["chain"], meta["ops"], meta["operands"], meta["difficulty"]
+    err = meta["error"]
+    e = err["step"]
+    assert err["kind"] in cfg.error_kinds and 0 <= e < k
+    assert rec.labels == error_labels(k + 1, e, cfg.after_error)[0]
+    assert rec.values == [1.0] * e + [0.0] * (k + 1 - e)
+    eqs = [parse(line) for line in rec.steps[:-1]]
+    written = meta["written_chain"]
+    assert written[0] == chain[0] and [q[3] for q in eqs] == written[1:]
+    # Before the error the solution is the gold one; at the error its result leaves the gold chain for good.
+    assert written[: e + 1] == chain[: e + 1]
+    assert all(w != g for w, g in zip(written[e + 1 :], chain[e + 1 :], strict=True))
+    assert rec.steps[-1] == f"The answer is {written[-1]}." and rec.answer == str(chain[-1]) != str(written[-1])
+    assert all(1 <= v <= cfg.max_result for v in written)
+    # Propagation: every later step starts from the previous (wrong) result and computes right, with the gold
+    # operation and operand.
+    for j in range(e + 1, k):
+        x, op, y, c = eqs[j]
+        assert (x, op, y) == (written[j], ops[j], operands[j]), rec.steps[j]
+        assert apply(op, x, y) == c and check_step(rec.steps[j]) is True
+    for i in range(e):
+        assert check_step(rec.steps[i]) is True
+    assert err["written"] in rec.steps[e]
+    assert split_of(chain[0], ops, operands, cfg.test_fraction) == cfg.split
+    return e, eqs
+
+
+@pytest.mark.parametrize("kind", ERROR_KINDS)
+def test_each_kind_errs_exactly_at_the_labeled_step(kind):
+    cfg = SynthConfig(n=400, seed=11, corrupt=1.0, error_kinds=(kind,), min_steps=1, max_steps=6)
+    records = list(generate(cfg))
+    assert len(records) == 400
+    for rec in records:
+        e, eqs = check_corrupted(rec, cfg)
+        chain, ops, operands = rec.meta["chain"], rec.meta["ops"], rec.meta["operands"]
+        x, op, y, c = eqs[e]
+        a, k = split_operands(e, x, y, chain[e])
+        gold = chain[e + 1]
+        if kind in ("off_by_k", "digit_swap"):
+            # A wrong equation at the error step, and only there.
+            assert check_step(rec.steps[e]) is False, rec.steps[e]
+            assert (a, op, k) == (chain[e], ops[e], operands[e]) and c != gold
+            if kind == "off_by_k":
+                assert 1 <= abs(c - gold) <= 10
+            else:
+                s, t = str(gold), str(c)
+                diff = [p for p in range(len(s)) if s[p] != t[p]] if len(s) == len(t) else None
+                assert diff is not None and len(diff) == 2 and diff[1] == diff[0] + 1
+                assert s[diff[0]] == t[diff[1]] and s[diff[1]] == t[diff[0]]
+            continue
+        # The other kinds compute right: every equation is true, only the route leaves the gold chain.
+        assert check_step(rec.steps[e]) is True, rec.steps[e]
+        assert apply(op, x, y) == c != gold
+        if kind == "wrong_operation":
+            assert op != ops[e] and sorted((x, y)) == sorted((chain[e], operands[e]))
+        elif kind == "wrong_operand":
+            in_problem = {int(t) for t in re.findall(r"\d+", rec.problem)}
+            assert op == ops[e] and a == chain[e] and k != operands[e]
+            assert k not in in_problem and k not in chain[: e + 1]
+        else:
+            assert (op, k) == (ops[e], operands[e]) and a in chain[:e] and a != chain[e]
+            assert e >= 1
+
+
+def test_error_step_is_uniform_and_every_kind_occurs():
+    records = gen(n=3000, seed=1, corrupt=1.0, min_steps=3, max_steps=3)
+    steps = [r.meta["error"]["step"] for r in records]
+    for i in range(3):
+        assert 0.28 < steps.count(i) / len(steps) < 0.39
+    kinds = {r.meta["error"]["kind"] for r in records}
+    assert kinds == set(ERROR_KINDS)
+
+
+def test_after_error_false():
+    cfg = SynthConfig(n=200, seed=2, corrupt=1.0, after_error="false")
+    for rec in generate(cfg):
+        e, _ = check_corrupted(rec, cfg)
+        assert rec.labels == [True] * e + [False] * (len(rec.steps) - e)
+
+
+def test_fraction_corrupted():
+    for frac in (0.0, 0.3, 1.0):
+        records = gen(n=2000, seed=3, corrupt=frac)
+        share = sum("error" in r.meta for r in records) / len(records)
+        assert abs(share - frac) < 0.04, (frac, share)
+        assert [r.id for r in records] == [f"synth-train-3-{i}" for i in range(2000)]
+    cfg = SynthConfig(n=2000, seed=3, corrupt=0.3)
+    for rec in generate(cfg):
+        if "error" in rec.meta:
+            check_corrupted(rec, cfg)
+        else:
+            check_record(rec, cfg)
+
+
+def test_pairs_share_the_problem_and_differ_in_steps_and_labels():
+    cfg = SynthConfig(n=300, seed=4, pairs=True, min_steps=1, max_steps=5)
+    records = list(generate(cfg))
+    assert len(records) == 600
+    gold = gen(n=300, seed=4, min_steps=1, max_steps=5)
+    for i, (ok, err) in enumerate(zip(records[::2], records[1::2], strict=True)):
+        assert (ok.id, err.id) == (f"synth-train-4-{i}/ok", f"synth-train-4-{i}/err")
+        # The right solution is the plain gold record; the wrong one shares its problem and words.
+        assert ok.to_dict() | {"id": gold[i].id} == gold[i].to_dict()
+        assert (err.problem, err.answer, err.source) == (ok.problem, ok.answer, ok.source)
+        assert {k: v for k, v in err.meta.items() if k not in ("error", "written_chain")} == ok.meta
+        e, _ = check_corrupted(err, cfg)
+        assert len(err.steps) == len(ok.steps)
+        assert err.steps[:e] == ok.steps[:e] and err.steps[e] != ok.steps[e]
+        assert ok.labels != err.labels
+
+
+def test_corruption_is_deterministic(tmp_path, capsys):
+    kw = dict(n=300, seed=5, corrupt=0.5, min_steps=1, max_steps=8)
+    a = [r.to_dict() for r in gen(**kw)]
+    assert a == [r.to_dict() for r in gen(**kw)]
+    assert [r.to_dict() for r in gen(**(kw | {"n": 100}))] == a[:100]
+    # A problem gets the same error whichever fraction selects it.
+    b = {r["id"]: r for r in (x.to_dict() for x in gen(**(kw | {"corrupt": 1.0})))}
+    assert all(r == b[r["id"]] for r in a if "error" in r["meta"])
+    outs = []
+    for name in ("a.jsonl", "b.jsonl"):
+        run(SynthConfig(n=200, seed=3, pairs=True, output=str(tmp_path / name)))
+        outs.append((tmp_path / name).read_bytes())
+    assert outs[0] == outs[1]
+    assert "wrote 400 train records" in capsys.readouterr().out
+    assert load_config(SynthConfig, config_path_for(tmp_path / "a.jsonl")).pairs is True
+
+
+def test_held_out_problems_stay_held_out_when_corrupted():
+    keys = {}
+    for split in ("train", "test"):
+        records = gen(n=400, seed=6, split=split, pairs=True, min_steps=1, max_steps=2)
+        keys[split] = {skeleton_key(r.meta["chain"][0], r.meta["ops"], r.meta["operands"]) for r in records}
+        assert all(r.meta["split"] == split for r in records)
+    assert not keys["train"] & keys["test"]
+
+
+def test_a_kind_that_does_not_fit_skips_the_problem():
+    # No older value exists in a one-step problem: stale values only fit the two-step ones.
+    records = gen(n=100, seed=0, corrupt=1.0, error_kinds=("stale_value",), min_steps=1, max_steps=2)
+    assert {r.meta["difficulty"] for r in records} == {2}
+    with pytest.raises(ConfigError, match="error_kinds"):
+        gen(n=5, corrupt=1.0, error_kinds=("stale_value",), min_steps=1, max_steps=1)
+
+
+def test_inject_keeps_the_written_order_of_operands():
+    # "4 packs of 6" is written `4 * 6`: a wrong operation computes on the operands as written (4 - 6 is no count).
+    rng = random.Random(0)
+    for _ in range(50):
+        w = inject(rng, ("wrong_operation",), [6, 24], ["*"], [4], [True], 2, 50, 1000)
+        a, op, k, c = w.written[0]
+        assert (a, k) == (6, 4) and op != "*" and c == apply(op, 4, 6) and c != 24
+    assert inject(rng, ("stale_value",), [6, 24], ["*"], [4], [False], 2, 50, 1000) is None
+
+
+@pytest.mark.parametrize(
+    "kw, key",
+    [
+        ({"corrupt": -0.1}, "corrupt"),
+        ({"corrupt": 1.5}, "corrupt"),
+        ({"pairs": True, "corrupt": 0.3}, "pairs"),
+        ({"error_kinds": ()}, "error_kinds"),
+        ({"error_kinds": ("off_by_one",)}, "unknown kind"),
+        ({"error_kinds": ("off_by_k", "off_by_k")}, "twice"),
+    ],
+)
+def test_corrupt_config_validation(kw, key):
+    with pytest.raises(ValueError, match=key):
+        SynthConfig(**kw)
+
+
+def test_corrupt_options_from_the_command_line():
+    cfg = load_config(SynthConfig, overrides={"error_kinds": "off_by_k,digit_swap", "after_error": "false"})
+    assert cfg.error_kinds == ("off_by_k", "digit_swap") and cfg.after_error == "false"
+    with pytest.raises(ConfigError, match="after_error"):
+        load_config(SynthConfig, overrides={"after_error": "true"})

@@ -18,16 +18,19 @@ from prm.config import config, option, save_config
 from prm.fileio import atomic_write
 
 # suite name -> module under prm.bench exposing `run(cfg) -> list[dict]`
-SUITES = {"data": "prm.bench.data"}
+SUITES = {"data": "prm.bench.data", "generate": "prm.bench.generate", "label": "prm.bench.label"}
 
 
 @config("bench")
 class BenchConfig:
-    suites: tuple[str, ...] = option(("data",), f"benchmark suites to run, from: {', '.join(SUITES)}")
+    suites: tuple[str, ...] = option(("data", "generate"), f"benchmark suites to run, from: {', '.join(SUITES)}")
     output: str = option("bench/out/results.json", "JSON file for the results (a table is printed too)")
     synth_n: int = option(50_000, "problems generated for the synth throughput figure")
     records_n: int = option(100_000, "records for the validation throughput figure")
     repeats: int = option(3, "timed repetitions; the best is reported (least disturbed by other processes)")
+    generate_problems: int = option(100, "generate suite: synthetic 2-3 step test problems")
+    generate_n: int = option(8, "generate suite: samples per problem")
+    reference_problems: int = option(3, "generate suite: prompts for the model.generate reference (32 samples each)")
 
     def __post_init__(self):
         unknown = [s for s in self.suites if s not in SUITES]

@@ -10,10 +10,26 @@ per operation with its equation in ASCII (`17 - 4 = 13`) and ends with `The answ
     (True, True)
 
 Train and test are disjoint by construction: see `prm.synth.problems` for the split rule.
+
+With `corrupt` (a fraction) or `pairs`, some solutions carry one injected error of a named kind, labeled exactly:
+steps before it true, the error false, later steps (computed from the wrong value) null or false; see
+`prm.synth.corrupt`. `meta["error"]` holds the kind and the step.
 """
 
 from prm.synth.command import run
 from prm.synth.config import SynthConfig
-from prm.synth.problems import draw_skeleton, generate, render, skeleton_key, split_of
+from prm.synth.corrupt import ERROR_KINDS, inject
+from prm.synth.problems import draw_skeleton, generate, skeleton_key, split_of
+from prm.synth.words import render
 
-__all__ = ["SynthConfig", "draw_skeleton", "generate", "render", "run", "skeleton_key", "split_of"]
+__all__ = [
+    "ERROR_KINDS",
+    "SynthConfig",
+    "draw_skeleton",
+    "generate",
+    "inject",
+    "render",
+    "run",
+    "skeleton_key",
+    "split_of",
+]

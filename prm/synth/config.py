@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from prm.config import config, option
+from prm.synth.corrupt import ERROR_KINDS
 
 MAX_STEPS = 8  # the templates and the 135M policy model both stay readable up to here
 
@@ -21,7 +22,7 @@ class SynthConfig:
     ValueError: min_steps (3) must be <= max_steps (2)
     """
 
-    n: int = option(1000, "number of problems to write")
+    n: int = option(1000, "number of problems to write (with pairs, each is written twice)")
     seed: int = option(0, "random seed; the same config always writes the same file, byte for byte")
     split: Literal["train", "test"] = option(
         "train", "which split to write; a problem belongs to exactly one split whatever the seed (see prm.synth)"
@@ -32,6 +33,23 @@ class SynthConfig:
     max_value: int = option(50, "largest number written in a problem's text")
     max_result: int = option(1000, "cap on every intermediate value; at least 2 * max_value")
     test_fraction: float = option(0.2, "share of the problem space reserved for the test split")
+    corrupt: float = option(
+        0.0,
+        "fraction of the written solutions that carry one injected error (0 = all gold, 0.5 = half); "
+        "the error is labeled false, the steps before it true",
+    )
+    pairs: bool = option(
+        False,
+        "write every problem twice, solved right (id .../ok) and with an injected error (.../err), so that neither "
+        "the problem nor its position can explain a label; corrupt must then be 0 or 0.5",
+    )
+    error_kinds: tuple[str, ...] = option(
+        ERROR_KINDS,
+        f"kinds of injected errors ({', '.join(ERROR_KINDS)}); each error takes one uniformly among those that fit its step",
+    )
+    after_error: Literal["null", "false"] = option(
+        "null", "label of the steps after the first error: null (unlabeled, as PRM800K and ProcessBench) or false"
+    )
     output: str = option("data/out/problems.jsonl", "where to write the step records (.jsonl or .parquet)")
 
     def __post_init__(self) -> None:
@@ -56,5 +74,18 @@ class SynthConfig:
             )
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be strictly between 0 and 1, got {self.test_fraction}")
+        if not 0.0 <= self.corrupt <= 1.0:
+            raise ValueError(f"corrupt must be a fraction in [0, 1], got {self.corrupt}")
+        if self.pairs and self.corrupt not in (0.0, 0.5):
+            raise ValueError(
+                f"with pairs, half the records are corrupted: leave corrupt at 0 or 0.5, got {self.corrupt}"
+            )
+        if not self.error_kinds:
+            raise ValueError(f"error_kinds must name at least one of {', '.join(ERROR_KINDS)}")
+        for kind in self.error_kinds:
+            if kind not in ERROR_KINDS:
+                raise ValueError(f"error_kinds: unknown kind {kind!r} (known: {', '.join(ERROR_KINDS)})")
+        if len(set(self.error_kinds)) != len(self.error_kinds):
+            raise ValueError(f"error_kinds lists a kind twice: {', '.join(self.error_kinds)}")
         if not self.output:
             raise ValueError("output must be a non-empty path")

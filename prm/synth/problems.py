@@ -24,8 +24,9 @@ from collections.abc import Iterator
 
 from prm.config import ConfigError
 from prm.records import StepRecord
-from prm.synth import templates as T
 from prm.synth.config import SynthConfig
+from prm.synth.corrupt import equation, error_labels, gold_steps, inject
+from prm.synth.words import render_plan, write_solution
 
 _HASH_PERSON = b"prm-synth-split"  # blake2b personalisation: these digests mean nothing outside this rule
 _TWO64 = 1 << 64
@@ -89,86 +90,9 @@ def draw_skeleton(rng: random.Random, steps: int, lo: int, hi: int, cap: int, di
     return chain, ops, operands
 
 
-# Prebuilt once: per person the fixed placeholder values and the subject variants, per thing its nouns and pools.
-_PEOPLE = tuple(
-    (
-        {"n": n, "p": p, "P": p.capitalize(), "pp": pp, "self": obj + "self"},
-        tuple(c.format(p=p, P=p.capitalize()) if c else n for c in T.CONNECTORS),
-    )
-    for n, p, obj, pp in T.PEOPLE
-)
-_NAMES = tuple(p[0] for p in T.PEOPLE)
-_SUB = (T.SUB, T.SUB + T.SUB_EDIBLE)
-_MUL = {k: T.MUL + extra for k, extra in T.MUL_BY.items()}
-_DIV = {k: T.DIV + extra for k, extra in T.DIV_BY.items()}
-_DIV_LAST = {k: T.DIV + extra + T.DIV_LAST for k, extra in T.DIV_BY.items()}
-_DIV_LAST_DEFAULT = T.DIV + T.DIV_LAST
-
-
-def render(rng: random.Random, chain: list[int], ops: list[str], operands: list[int]) -> tuple[str, list[str]]:
-    """Words for a skeleton: (problem text, gold solution lines ending with "The answer is N.").
-
-    >>> text, solution = render(random.Random(0), [17, 13], ["-"], [4])
-    >>> text
-    'Tariq keeps 17 beads in a bag. He gives 4 beads to Theo. In the end, how many beads does Tariq have?'
-    >>> solution
-    ['Tariq gives 4 beads to Theo, so he has 17 - 4 = 13 beads left.', 'The answer is 13.']
-    """
-    pi = rng.randrange(len(_PEOPLE))
-    base, subjects = _PEOPLE[pi]
-    one, many, box, boxes, edible = rng.choice(T.THINGS)
-    d = dict(base, o=_NAMES[(pi + rng.randrange(1, len(_NAMES))) % len(_NAMES)], it=many, box=box, boxes=boxes)
-    text: list[str] = []
-    solution: list[str] = []
-    question = None
-    last = len(ops) - 1
-    start = 0
-    a = chain[0]
-    d["ita"] = one if a == 1 else many
-    if ops[0] == "*" and rng.random() < 0.5:
-        sentence, said = rng.choice(T.MUL_INTRO)
-        c = chain[1]
-        d.update(a=a, k=operands[0], c=c, itc=one if c == 1 else many)
-        text.append(sentence.format_map(d))
-        solution.append(said.format_map(d))
-        start = 1
-    else:
-        d["a"] = a
-        text.append(rng.choice(T.INTROS).format_map(d))
-    for i in range(start, len(ops)):
-        op, k, a, c = ops[i], operands[i], chain[i], chain[i + 1]
-        if op == "+":
-            pool = T.ADD
-        elif op == "-":
-            pool = _SUB[edible]
-        elif op == "*":
-            pool = _MUL.get(k, T.MUL)
-        elif i == last:
-            pool = _DIV_LAST.get(k, _DIV_LAST_DEFAULT)
-        else:
-            pool = _DIV.get(k, T.DIV)
-        tpl = rng.choice(pool)
-        d.update(
-            S=rng.choice(subjects),
-            a=a,
-            k=k,
-            c=c,
-            ita=one if a == 1 else many,
-            itk=one if k == 1 else many,
-            itc=one if c == 1 else many,
-            boxc=box if c == 1 else boxes,
-        )
-        text.append(tpl[0].format_map(d))
-        solution.append(tpl[1].format_map(d))
-        if len(tpl) == 3:
-            question = tpl[2]
-    text.append((question or rng.choice(T.QUESTIONS)).format_map(d))
-    solution.append(T.ANSWER.format(c=chain[-1]))
-    return " ".join(text), solution
-
-
 def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
-    """Yield `cfg.n` distinct problems of `cfg.split` as step records with gold steps (all labels true).
+    """Yield `cfg.n` distinct problems of `cfg.split` as step records: gold steps (all labels true), or with
+    `cfg.corrupt` / `cfg.pairs` some solutions carrying one injected error (see `prm.synth.corrupt`).
 
     Record i tries candidates j = 0, 1, ... drawn from `random.Random(f"prm-synth/{seed}/{split}/{i}/{j}")`:
     deterministic across runs and Python versions (string seeds are hashed with SHA-512, not the salted `hash()`),
@@ -176,6 +100,10 @@ def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
     repeated skeletons are skipped. The step count is drawn once per record, not per candidate: duplicates are
     commoner among short problems, and redrawing it would skew the difficulty histogram towards long ones. Only a
     step count whose problems run out (`limit` misses in a row) is dropped from the draw.
+
+    Corruption draws from the same generator after the words, so the problems (and the gold records) are the same
+    whatever `corrupt` is, except that a problem into which no error of `error_kinds` fits is skipped when it was
+    to be corrupted. With `pairs`, each problem is written twice, ids `.../ok` then `.../err` (2 * n records).
     Raises ConfigError when the config's problem space cannot supply `n` distinct problems.
     """
     want_test = cfg.split == "test"
@@ -193,6 +121,7 @@ def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
     labels_of = {k: [True] * (k + 1) for k in range(cfg.min_steps, cfg.max_steps + 1)}
     values_of = {k: [1.0] * (k + 1) for k in range(cfg.min_steps, cfg.max_steps + 1)}
     counts = list(range(cfg.min_steps, cfg.max_steps + 1))  # step counts not yet exhausted
+    corrupting = cfg.corrupt > 0 or cfg.pairs
     index = tries = misses = steps = 0
     while index < cfg.n:
         rng.seed(f"{prefix}{index}/{tries}")
@@ -201,36 +130,71 @@ def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
         tries += 1
         chain, ops, operands = draw_skeleton(rng, steps, lo, hi, cap, divisors)
         digest = _digest(skeleton_key(chain[0], ops, operands))
-        if (int.from_bytes(digest[:8], "big") < threshold) is not want_test or digest in seen:
+        wrong = None
+        fits = (int.from_bytes(digest[:8], "big") < threshold) is want_test and digest not in seen
+        if fits:
+            problem, plan = render_plan(rng, chain, ops, operands)
+            # Drawn for every problem, so a problem gets the same error whichever `corrupt` selects it.
+            if corrupting and (rng.random() < cfg.corrupt or cfg.pairs):
+                k_first = [s[1] for s in plan[1]]
+                wrong = inject(rng, cfg.error_kinds, chain, ops, operands, k_first, lo, hi, cap)
+                fits = wrong is not None
+        if not fits:
             misses += 1
             if misses > limit:
                 counts.remove(steps)
                 misses = 0
                 if not counts:
+                    kinds = f", or error_kinds ({', '.join(cfg.error_kinds)})" if corrupting else ""
                     raise ConfigError(
                         f"'prm synth': found only {index} distinct {cfg.split} problems; lower n or widen "
-                        "min_value..max_value, min_steps..max_steps or max_result"
+                        f"min_value..max_value, min_steps..max_steps or max_result{kinds}"
                     )
             continue
         tries = misses = 0
         seen.add(digest)
-        problem, solution = render(rng, chain, ops, operands)
-        yield StepRecord(
-            id=id_prefix + str(index),
-            problem=problem,
-            steps=solution,
-            labels=list(labels_of[steps]),
-            values=list(values_of[steps]),
-            answer=str(chain[-1]),
-            source="synth",
-            meta={
-                "chain": chain,
-                "ops": ops,
-                "operands": operands,
-                "difficulty": steps,
-                "magnitude": max(chain),
-                "split": cfg.split,
-                "seed": cfg.seed,
-            },
-        )
+        meta = {
+            "chain": chain,
+            "ops": ops,
+            "operands": operands,
+            "difficulty": steps,
+            "magnitude": max(chain),
+            "split": cfg.split,
+            "seed": cfg.seed,
+        }
+        rid = id_prefix + str(index)
+        answer = str(chain[-1])
+        gold = gold_steps(chain, ops, operands)
+        if wrong is None or cfg.pairs:
+            yield StepRecord(
+                id=rid + "/ok" if cfg.pairs else rid,
+                problem=problem,
+                steps=write_solution(plan, gold, chain[-1]),
+                labels=list(labels_of[steps]),
+                values=list(values_of[steps]),
+                answer=answer,
+                source="synth",
+                meta=meta,
+            )
+        if wrong is not None:
+            e = wrong.step
+            labels, values = error_labels(steps + 1, e, cfg.after_error)
+            k_first = plan[1][e][1]
+            error = {
+                "kind": wrong.kind,
+                "step": e,
+                "gold": equation(gold[e], k_first),
+                "written": equation(wrong.written[e], k_first),
+            }
+            yield StepRecord(
+                id=rid + "/err" if cfg.pairs else rid,
+                problem=problem,
+                steps=write_solution(plan, wrong.written, wrong.final),
+                labels=labels,
+                values=values,
+                answer=answer,
+                source="synth",
+                # The chain the solution carries, beside the gold one: [start, result of step 0, ...].
+                meta=dict(meta, error=error, written_chain=[chain[0]] + [s[3] for s in wrong.written]),
+            )
         index += 1

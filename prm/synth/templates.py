@@ -1,7 +1,7 @@
 """The words of `prm synth`: people, things, and several phrasings of every operation.
 
 Each phrasing pairs a sentence of the problem with the sentence of the gold solution that restates it with its
-equation. Placeholders (filled with `str.format_map`, see `prm.synth.problems.render`):
+equation. Placeholders (filled with `str.format_map`, see `prm.synth.words.render_plan`):
 
     {S}  subject of a problem sentence: the name, or a connector and a pronoun ("Then she")
     {n}  the name; {p} she/he; {pp} her/his; {self} herself/himself; {o} another person's name

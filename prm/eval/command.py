@@ -1,0 +1,261 @@
+"""`prm eval`: every step-level figure of a scored file in one JSON report, with the position-only floor beside it.
+
+    prm eval --input scored.jsonl --train train.jsonl --val val_scored.jsonl --output report.json
+
+The input is a scored file (`prm.score`: `meta["scores"]`, one per step). The report holds:
+
+- `step`: accuracy and F1 of the wrong-step class at a threshold, and AUROC, over every labeled step;
+- `first_error`: AUROC of correct steps against first-error steps, overall and per error kind
+  (`meta["error"]["kind"]`, "unknown" when absent), with the counts behind each figure;
+- `processbench`: ProcessBench's first-error F1 at a threshold chosen on `--val` (or, without it, on the input
+  itself: `in_sample` true, an optimistic figure);
+- `calibration`: ECE and a reliability plot PNG beside the output, only when every score is a probability;
+- `floor`: the same AUROC figures for the position-only score, fitted on `--train` (or, without it, on the input:
+  `in_sample` true, a floor that is if anything too high).
+
+A Markdown table of the main figures is printed. A figure that cannot be computed (e.g. AUROC with one class only) is
+null, and `notes` says why.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prm.config import config, option, save_config
+from prm.eval.metrics import (
+    auroc,
+    best_threshold,
+    ece,
+    f1_wrong,
+    first_error_auroc,
+    first_error_steps,
+    first_error_steps_by_kind,
+    labeled_steps,
+    position_floor_scores,
+    processbench,
+    reliability_bins,
+    reliability_plot,
+    step_accuracy,
+)
+from prm.fileio import atomic_write
+from prm.records import RecordError, StepRecord, iter_json_objects, iter_records, read_records
+from prm.score import read_scores
+
+
+@config("eval")
+class EvalConfig:
+    input: str = option(help="scored step records: meta.scores, one per step (e.g. from prm score-baseline)")
+    output: str = option(help="report JSON; the reliability plot goes beside it as <name>.reliability.png")
+    train: str | None = option(None, "labeled records to fit the position-only floor on (null: the input, flagged)")
+    val: str | None = option(None, "scored records to choose the ProcessBench threshold on (null: the input, flagged)")
+    threshold: float | None = option(
+        None, "threshold of step accuracy and wrong-step F1 (null: 0.5 for probabilities, else ProcessBench's)"
+    )
+    bins: int = option(10, "equal-width bins of the ECE and the reliability plot")
+
+    def __post_init__(self):
+        if self.bins < 1:
+            raise ValueError("bins must be >= 1")
+
+
+def read_scored(path: str | os.PathLike) -> tuple[list[StepRecord], list[list[float]]]:
+    """Records and their `meta["scores"]`; a missing or malformed score list raises RecordError naming the file, the
+    line (the row for Parquet) and the field."""
+    records, scores = [], []
+    if Path(path).suffix == ".parquet":
+        numbered = enumerate(iter_records(path), 1)
+    else:
+        numbered = ((n, StepRecord.from_dict(obj, path=path, line=n)) for n, obj in iter_json_objects(path))
+    for line, r in numbered:
+        scores.append(read_scores(r, path=path, line=line))
+        records.append(r)
+    if not records:
+        raise RecordError(path, None, None, "no records")
+    return records, scores
+
+
+def _scorer(records: Sequence[StepRecord]) -> str | list[str] | None:
+    names = sorted({r.meta["scorer"] for r in records if isinstance(r.meta.get("scorer"), str)})
+    return names[0] if len(names) == 1 else (names or None)
+
+
+def _maybe(fn, notes: list[str], what: str):
+    """fn() or None, noting why (the metrics raise ValueError when a figure is undefined, e.g. one class only)."""
+    try:
+        return fn()
+    except ValueError as e:
+        notes.append(f"{what}: {e}")
+        return None
+
+
+def evaluate(
+    records: Sequence[StepRecord],
+    scores: Sequence[Sequence[float]],
+    *,
+    train: Sequence[StepRecord] | None = None,
+    val: tuple[Sequence[StepRecord], Sequence[Sequence[float]]] | None = None,
+    threshold: float | None = None,
+    bins: int = 10,
+    plot: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """The report of `prm eval` as a dict (see the module docstring). `val` is (records, scores) of a scored
+    validation split; `plot` is where the reliability PNG goes (None: no plot). Raises ValueError when no step of
+    `records` is labeled."""
+    notes: list[str] = []
+    s, y = labeled_steps(records, scores)
+    if not y.size:
+        raise ValueError("no labeled step: nothing to evaluate")
+    every = [x for xs in scores for x in xs]
+    probabilities = all(0.0 <= x <= 1.0 for x in every)
+    report: dict[str, Any] = {
+        "scorer": _scorer(records),
+        "records": len(records),
+        "steps": len(every),
+        "labeled_steps": int(y.size),
+        "probabilities": probabilities,
+    }
+
+    # ProcessBench first: its threshold is also the step threshold of scores that are not probabilities.
+    pb: dict[str, Any] | None = None
+    source = "val" if val is not None else "input"
+    fit_records, fit_scores = val if val is not None else (records, scores)
+    chosen = _maybe(lambda: best_threshold(fit_scores, fit_records), notes, f"ProcessBench threshold ({source})")
+    if chosen is not None:
+        result = _maybe(lambda: processbench(scores, records, chosen[0]), notes, "ProcessBench F1")
+        if result is not None:
+            pb = {
+                "threshold": result.threshold,
+                "threshold_from": source,
+                "in_sample": val is None,
+                f"{source}_f1": chosen[1],
+                "f1": result.f1,
+                "acc_erroneous": result.acc_erroneous,
+                "acc_correct": result.acc_correct,
+                "n_erroneous": result.n_erroneous,
+                "n_correct": result.n_correct,
+                "skipped": result.skipped,
+            }
+    if val is not None and _scorer(val[0]) != report["scorer"]:
+        notes.append(f"--val was scored by {_scorer(val[0])!r}, the input by {report['scorer']!r}")
+    report["processbench"] = pb
+
+    if threshold is not None:
+        t, t_from = threshold, "--threshold"
+    elif probabilities:
+        t, t_from = 0.5, "0.5 (scores are probabilities)"
+    elif pb is not None:
+        t, t_from = pb["threshold"], f"the ProcessBench threshold (chosen on {source})"
+    else:
+        t, t_from = None, None
+        notes.append("step accuracy and F1: scores are not probabilities and no threshold could be chosen; give one")
+    n_wrong = int((~y).sum())
+    report["step"] = {
+        "threshold": t,
+        "threshold_from": t_from,
+        "accuracy": step_accuracy(s, y, t) if t is not None else None,
+        "f1_wrong": f1_wrong(s, y, t) if t is not None and n_wrong else None,
+        "auroc": _maybe(lambda: auroc(s, y), notes, "step AUROC"),
+        "correct": int(y.sum()),
+        "wrong": n_wrong,
+    }
+
+    _, fy = first_error_steps(records, scores)
+    counts = {"correct": int(fy.sum()), "all": int((~fy).sum())}
+    counts |= {kind: int((~ky).sum()) for kind, (_, ky) in first_error_steps_by_kind(records, scores).items()}
+    report["first_error"] = {"auroc": first_error_auroc(records, scores), "counts": counts}
+    if not report["first_error"]["auroc"]:
+        notes.append("first-error AUROC: needs correct steps and first errors")
+
+    if probabilities:
+        bin_list = reliability_bins(s, y, bins)
+        report["calibration"] = {
+            "ece": ece(s, y, bins),
+            "plot": None,
+            "bins": [
+                {"lo": b.lo, "hi": b.hi, "confidence": b.confidence, "accuracy": b.accuracy, "count": b.count}
+                for b in bin_list
+            ],
+        }
+        if plot is not None:
+            reliability_plot(bin_list, plot, title=f"Reliability of {report['scorer'] or 'scores'}")
+            report["calibration"]["plot"] = Path(plot).name
+    else:
+        report["calibration"] = None
+        notes.append("calibration: skipped, scores are not probabilities in [0, 1]")
+
+    # The floor scores the same labeled steps, so a figure undefined for it is undefined above and already noted.
+    floor_scores = position_floor_scores(records, train)
+    floor_s, floor_y = labeled_steps(records, floor_scores)
+    report["floor"] = {
+        "fit_on": "train" if train is not None else "input",
+        "in_sample": train is None,
+        "step_auroc": _maybe(lambda: auroc(floor_s, floor_y), [], "floor step AUROC"),
+        "first_error_auroc": first_error_auroc(records, floor_scores),
+    }
+    report["notes"] = notes
+    return report
+
+
+def _fmt(x: float | None) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The main figures as a Markdown table: the scores against the position-only floor."""
+    step, fe, floor, pb = report["step"], report["first_error"], report["floor"], report["processbench"]
+    counts = fe["counts"]
+    floor_from = "train" if not floor["in_sample"] else "the input itself (in-sample)"
+    lines = [
+        f"| {report['records']} records, {report['labeled_steps']} labeled steps | scores | position floor |",
+        "|---|---:|---:|",
+        f"| step AUROC | {_fmt(step['auroc'])} | {_fmt(floor['step_auroc'])} |",
+    ]
+    for kind, value in fe["auroc"].items():
+        n = counts.get(kind, 0)
+        label = "AUROC correct vs first error" if kind == "all" else f"… {kind}"
+        lines.append(
+            f"| {label} ({counts['correct']} vs {n}) | {_fmt(value)} | {_fmt(floor['first_error_auroc'].get(kind))} |"
+        )
+    if step["threshold"] is not None:
+        lines.append(f"| step accuracy @ {step['threshold']:.4g} | {_fmt(step['accuracy'])} | – |")
+        lines.append(f"| F1 of wrong steps @ {step['threshold']:.4g} | {_fmt(step['f1_wrong'])} | – |")
+    if pb is not None:
+        where = "val" if not pb["in_sample"] else "the input (in-sample)"
+        lines.append(f"| ProcessBench F1 @ {pb['threshold']:.4g} (threshold on {where}) | {_fmt(pb['f1'])} | – |")
+    if report["calibration"] is not None:
+        lines.append(f"| ECE | {_fmt(report['calibration']['ece'])} | – |")
+    lines.append(f"\nPosition floor fitted on {floor_from}.")
+    return "\n".join(lines)
+
+
+def run(cfg: EvalConfig) -> dict[str, Any]:
+    """Evaluate `cfg.input`, write the report JSON (and the reliability PNG) atomically, print the table."""
+    records, scores = read_scored(cfg.input)
+    train = None
+    if cfg.train is not None:
+        train = read_records(cfg.train)
+        if not any(lab is not None for r in train for lab in r.labels):
+            raise RecordError(cfg.train, None, "labels", "no labeled step to fit the position floor on")
+    val = read_scored(cfg.val) if cfg.val is not None else None
+    out = Path(cfg.output)
+    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
+    plot = out.with_name(stem + ".reliability.png")
+    try:
+        report = evaluate(records, scores, train=train, val=val, threshold=cfg.threshold, bins=cfg.bins, plot=plot)
+    except ValueError as e:
+        raise RecordError(cfg.input, None, "labels", str(e)) from None
+    report = {"input": cfg.input, "train": cfg.train, "val": cfg.val} | report
+    with atomic_write(out) as f:
+        json.dump(report, f, indent=2, allow_nan=False)
+        f.write("\n")
+    save_config(cfg, out)
+    print(markdown(report))
+    for note in report["notes"]:
+        print(f"note: {note}")
+    print(f"prm eval: report in {out}" + (f", reliability plot in {plot}" if report["calibration"] else ""))
+    return report

@@ -1,0 +1,102 @@
+"""Turning a record into PRM input: the token layout, the step tags and the spans the likelihood features read.
+
+Layout (each piece tokenized on its own, so positions are exact and identical in training and scoring):
+
+    "Problem: {problem}\\nSolution:"  "\\n{step 1}" <tag>  "\\n{step 2}" <tag>  ...
+
+The tag is a dedicated special token added to the tokenizer; it is matched before any other tokenization, so it
+always encodes to one id whatever surrounds it. The PRM reads each step's verdict from the hidden state at its tag.
+
+    enc = encode(tok, tag_id, "Tom has 3 apples ...", ["3 + 4 = 7", "The answer is 7."], max_length=512)
+    enc.input_ids[enc.tags[1]] == tag_id
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+STEP_TAG = "<|prm_step|>"
+
+# The written result of a step: the number after the last "=", or the number of an answer line.
+_NUMBER = r"-?\$?\d[\d,]*(?:\.\d+)?"
+_RESULT = re.compile(rf"=\s*({_NUMBER})(?!.*=)|answer is:?\s*({_NUMBER})", re.IGNORECASE)
+# An equation: an arithmetic expression, "=", a number.
+_EQUATION = re.compile(rf"(?:{_NUMBER}|\()[\d\s.,$()+\-*/×÷x]*=\s*{_NUMBER}")
+
+
+def add_step_tag(tokenizer) -> int:
+    """Add the step tag as a special token (idempotent) and return its id."""
+    if STEP_TAG not in tokenizer.get_vocab():
+        tokenizer.add_special_tokens({"additional_special_tokens": [STEP_TAG]}, replace_extra_special_tokens=False)
+    return tokenizer.convert_tokens_to_ids(STEP_TAG)
+
+
+def result_span(step: str) -> tuple[int, int] | None:
+    """Character span of the step's written result.
+
+    >>> s = "So she has 17 - 4 = 13 marbles."
+    >>> s[slice(*result_span(s))]
+    '13'
+    """
+    matches = list(_RESULT.finditer(step))
+    if not matches:
+        return None
+    m = matches[-1]
+    g = 1 if m.group(1) is not None else 2
+    return m.span(g)
+
+
+def equation_span(step: str) -> tuple[int, int] | None:
+    """Character span of the last equation in the step (operands, operators and result).
+
+    >>> s = "Mia gives away 4, so she has 17 - 4 = 13 marbles."
+    >>> s[slice(*equation_span(s))]
+    '17 - 4 = 13'
+    """
+    spans = [m.span() for m in _EQUATION.finditer(step)]
+    return spans[-1] if spans else None
+
+
+@dataclass
+class Encoded:
+    input_ids: list[int]
+    tags: list[int]  # position of each kept step's tag
+    kept: int  # steps kept (whole steps only)
+    dropped: int  # steps dropped by truncation
+    # Per kept step, the positions of the tokens the likelihood features score (each predicted from position - 1).
+    result_tokens: list[list[int]] = field(default_factory=list)
+    equation_tokens: list[list[int]] = field(default_factory=list)
+
+
+def _tokens_in(offsets: Sequence[tuple[int, int]], span: tuple[int, int] | None, base: int) -> list[int]:
+    if span is None:
+        return []
+    a, b = span
+    return [base + i for i, (s, e) in enumerate(offsets) if s < b and e > a and e > s]
+
+
+def encode(tokenizer, tag_id: int, problem: str, steps: Sequence[str], max_length: int) -> Encoded:
+    """Token ids of the layout above, keeping whole steps only: a step that does not fit (with its tag) is dropped
+    along with every later one, and counted, so no step is ever labeled from a truncated text."""
+    ids = tokenizer(f"Problem: {problem}\nSolution:", add_special_tokens=False).input_ids
+    if len(ids) >= max_length:
+        ids = ids[: max_length // 2]  # an overlong problem keeps its start; the steps matter more
+    enc = Encoded(input_ids=list(ids), tags=[], kept=0, dropped=0)
+    for i, step in enumerate(steps):
+        text = "\n" + step
+        piece = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        if len(enc.input_ids) + len(piece.input_ids) + 1 > max_length:
+            enc.dropped = len(steps) - i
+            break
+        base = len(enc.input_ids)
+        rs, es = result_span(step), equation_span(step)
+        shift = lambda sp: None if sp is None else (sp[0] + 1, sp[1] + 1)  # noqa: E731  (the leading newline)
+        enc.result_tokens.append(_tokens_in(piece.offset_mapping, shift(rs), base))
+        enc.equation_tokens.append(_tokens_in(piece.offset_mapping, shift(es), base))
+        enc.input_ids += piece.input_ids
+        enc.tags.append(len(enc.input_ids))
+        enc.input_ids.append(tag_id)
+        enc.kept += 1
+    return enc

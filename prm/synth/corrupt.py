@@ -1,0 +1,180 @@
+"""Inject one named error into a gold solution, and label it exactly: `prm synth --corrupt`.
+
+A solution is written as one `Step` per operation, `(a, op, k, c)`: the running value it starts from, the operation,
+the operand and the result, as the text will show them. `inject` picks an error step and a kind, writes that step
+wrongly, then recomputes every later step correctly FROM THE WRONG VALUE, as a real solver would carry its mistake
+on; so the final answer is wrong too. Error kinds (the names are part of the record format, `meta["error"]["kind"]`):
+
+    off_by_k         an arithmetic slip: the written result is off by 1..10 (and stays positive)   17 + 4 = 22
+    digit_swap       two adjacent (distinct) digits of the result swapped                          17 + 4 = 12
+    wrong_operation  another operation on the same operands, computed right, sentence kept         17 - 4 = 13
+    wrong_operand    a number from neither the problem nor the chain so far, computed right       17 + 9 = 26
+    stale_value      an older value of the chain instead of the current one, computed right        11 + 4 = 15
+
+The first two make the step's own equation false; the last three keep every equation true, and only the route is
+wrong. A wrong operand or a stale value is written wherever the step's sentence names that number (the solver misread
+it); a wrong operation keeps the sentence, so the text says one thing and the equation does another. Every written value is a positive integer, every division exact, and values stay at most `limit` (the
+problem's own cap, so that a large number never gives a wrong solution away).
+
+    >>> import random
+    >>> inject(random.Random(0), ("stale_value",), [17, 21, 42], ["+", "*"], [4, 2], [False, False], 2, 50, 1000)
+    Injected(kind='stale_value', step=1, written=[(17, '+', 4, 21), (17, '*', 2, 34)], final=34)
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+ERROR_KINDS = ("off_by_k", "digit_swap", "wrong_operation", "wrong_operand", "stale_value")
+MAX_SLIP = 10  # off_by_k draws k from ±1..±MAX_SLIP: slips of a careless solver, not wild numbers
+
+Step = tuple[int, str, int, int]  # (a, op, k, c) as written: running value, operation, operand, result
+
+
+@dataclass(frozen=True)
+class Injected:
+    """A corrupted solution: `written` has one Step per operation (the gold ones before `step`), `final` is the
+    value the answer line states (wrong)."""
+
+    kind: str
+    step: int
+    written: list[Step]
+    final: int
+
+
+def apply(op: str, x: int, y: int) -> int | None:
+    """`x op y` when it is a positive integer (exact division), else None. `apply("/", 12, 5) is None`."""
+    if op == "+":
+        return x + y
+    if op == "-":
+        return x - y if x > y else None
+    if op == "*":
+        return x * y
+    return x // y if y and x % y == 0 else None
+
+
+def compute(a: int, op: str, k: int, k_first: bool) -> int | None:
+    """The result of a step whose equation writes `k op a` (k_first) or `a op k`: order matters for - and /."""
+    return apply(op, k, a) if k_first else apply(op, a, k)
+
+
+def gold_steps(chain: list[int], ops: list[str], operands: list[int]) -> list[Step]:
+    return [(chain[i], ops[i], operands[i], chain[i + 1]) for i in range(len(ops))]
+
+
+def equation(step: Step, k_first: bool) -> str:
+    """The text of a step's equation: `equation((17, "+", 4, 21), False) == "17 + 4 = 21"`."""
+    a, op, k, c = step
+    return f"{k} {op} {a} = {c}" if k_first else f"{a} {op} {k} = {c}"
+
+
+def _candidates(kind: str, e: int, chain, ops, operands, k_first: list[bool], lo: int, hi: int) -> list[Step]:
+    """Every way to write step `e` wrongly with `kind` (before checking what it does to the later steps)."""
+    a, op, k, c = chain[e], ops[e], operands[e], chain[e + 1]
+    kf = k_first[e]
+    out: list[Step] = []
+    if kind == "off_by_k":
+        for d in range(-MAX_SLIP, MAX_SLIP + 1):
+            if d and c + d >= 1:
+                out.append((a, op, k, c + d))
+    elif kind == "digit_swap":
+        s = str(c)
+        for p in range(len(s) - 1):
+            # Equal digits would not change the result; a zero moved to the front would not be a number.
+            if s[p] != s[p + 1] and not (p == 0 and s[1] == "0"):
+                out.append((a, op, k, int(s[:p] + s[p + 1] + s[p] + s[p + 2 :])))
+    elif kind == "wrong_operation":
+        for other in "+-*/":
+            r = compute(a, other, k, kf) if other != op else None
+            if r is not None and r != c:
+                out.append((a, other, k, r))
+    elif kind == "wrong_operand":
+        # Numbers a solver could not have taken from the text or its own work: a hallucinated operand.
+        seen = {*chain[: e + 1], *operands}
+        low = lo if op in "+-" else max(lo, 2)  # x 1 and / 1 are no operations at all
+        for k2 in range(low, hi + 1):
+            r = compute(a, op, k2, kf) if k2 not in seen else None
+            if r is not None:
+                out.append((a, op, k2, r))
+    elif kind == "stale_value":
+        for old in dict.fromkeys(chain[:e]):  # distinct, in order: deterministic
+            r = compute(old, op, k, kf) if old != a else None
+            if r is not None:
+                out.append((old, op, k, r))
+    else:
+        raise ValueError(f"unknown error kind {kind!r} (known: {', '.join(ERROR_KINDS)})")
+    return out
+
+
+def _carry(value: int, e: int, ops, operands, k_first: list[bool], limit: int) -> list[Step] | None:
+    """Steps e+1.. computed right from `value` (the wrong result of step e); None when a value leaves 1..limit or
+    a division stops being exact, since the solution could then not be written in this problem's terms."""
+    out: list[Step] = []
+    for j in range(e + 1, len(ops)):
+        r = compute(value, ops[j], operands[j], k_first[j])
+        if r is None or r > limit:
+            return None
+        out.append((value, ops[j], operands[j], r))
+        value = r
+    return out
+
+
+def inject(
+    rng: random.Random,
+    kinds: tuple[str, ...] | list[str],
+    chain: list[int],
+    ops: list[str],
+    operands: list[int],
+    k_first: list[bool],
+    lo: int,
+    hi: int,
+    limit: int,
+) -> Injected | None:
+    """Corrupt the gold solution `chain, ops, operands` (len(chain) == len(ops) + 1) with one of `kinds`.
+
+    The error step is drawn uniformly among the operation steps; when no kind can be injected there (e.g. a digit
+    swap into a one-digit result, or a slip that a later division cannot divide), the other steps are tried in a
+    random order. The kind is uniform among the kinds possible at that step, the wrong step uniform among that
+    kind's valid versions. Returns None when no step admits any kind (then the caller skips the problem).
+
+    The step comes first so that an error's position carries no information; the price is that kinds that fit
+    fewer steps are rarer (with all kinds on 2-4-step problems: off_by_k and wrong_operand about 27% each,
+    wrong_operation 21%, digit_swap 13%, stale_value 11%, never at step 0).
+    """
+    n = len(ops)
+    first = rng.randrange(n)
+    rest = [i for i in range(n) if i != first]
+    rng.shuffle(rest)
+    gold = gold_steps(chain, ops, operands)
+    for e in (first, *rest):
+        order = list(kinds)
+        rng.shuffle(order)
+        for kind in order:
+            valid = []
+            for cand in _candidates(kind, e, chain, ops, operands, k_first, lo, hi):
+                if cand[3] > limit:
+                    continue
+                later = _carry(cand[3], e, ops, operands, k_first, limit)
+                if later is not None:
+                    valid.append((cand, later))
+            if valid:
+                cand, later = rng.choice(valid)
+                written = gold[:e] + [cand] + later
+                return Injected(kind, e, written, written[-1][3])
+    return None
+
+
+def error_labels(n_steps: int, error: int, after_error: str) -> tuple[list[bool | None], list[float]]:
+    """Labels and values of a solution of `n_steps` lines (answer line included) whose first error is line `error`.
+
+    >>> error_labels(4, 1, "null")
+    ([True, False, None, None], [1.0, 0.0, 0.0, 0.0])
+    >>> error_labels(3, 0, "false")[0]
+    [False, False, False]
+    """
+    after: bool | None = None if after_error == "null" else False
+    labels: list[bool | None] = [True] * error + [False] + [after] * (n_steps - error - 1)
+    # From the error on the solution cannot reach the answer any more: its value is exactly 0.
+    values = [1.0] * error + [0.0] * (n_steps - error)
+    return labels, values

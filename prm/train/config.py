@@ -1,0 +1,57 @@
+"""`prm train` configuration."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prm.config import config, option
+from prm.model.io import LoraSpec
+
+ALL_LINEAR = LoraSpec().targets
+
+
+@config("train")
+class TrainConfig:
+    train: str = option(help="step records with labels and/or values (JSONL or Parquet)")
+    output: str = option(help="checkpoint folder (adapter, readout, tokenizer, config, logs)")
+    val: str | None = option(None, "held-out step records: AUROC every eval_every steps, and the final report")
+    base: str = option("smollm2-135m", "backbone: a local folder, a hub id, or smollm2-135m (the embedded model)")
+    readout: Literal["head", "tokens"] = option("head", "linear head on the tag, or two label tokens of the LM head")
+    features: bool = option(True, "add the backbone's likelihood of each step's result/equation to the readout")
+    loss: Literal["hard", "soft", "both"] = option("hard", "labels (BCE), values (BCE on soft targets), or both")
+    soft_weight: float = option(0.5, "weight of the soft loss when loss=both")
+    last_step_only: bool = option(False, "train on the last step's label only (the outcome-reward baseline)")
+    lora: bool = option(True, "LoRA (peft) on lora_targets; false = full fine-tuning")
+    lora_r: int = option(16, "LoRA rank")
+    lora_alpha: int = option(32, "LoRA alpha")
+    lora_dropout: float = option(0.05, "LoRA dropout")
+    lora_targets: tuple[str, ...] = option(ALL_LINEAR, "module names LoRA adapts")
+    lr: float = option(2e-4, "peak learning rate of the backbone (LoRA or full)")
+    readout_lr: float = option(1e-3, "peak learning rate of the readout head and feature weights")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    warmup: float = option(0.05, "share of the steps spent warming up (then cosine decay to 0)")
+    epochs: float = option(1.0, "passes over the training records")
+    max_steps: int | None = option(None, "stop after this many optimizer steps (overrides epochs)")
+    max_tokens: int | None = option(None, "stop after this many training tokens (for equal-compute comparisons)")
+    batch_tokens: int = option(4096, "padded tokens per micro-batch (batches are grouped by length)")
+    grad_accum: int = option(1, "micro-batches per optimizer step")
+    max_length: int = option(512, "tokens per record at most; whole steps only, dropped steps are counted")
+    bf16: bool = option(True, "bf16 autocast (about 2x faster on CPU)")
+    grad_checkpointing: bool = option(False, "recompute activations in backward (less memory, slower)")
+    eval_every: int = option(50, "optimizer steps between evaluations on val (0 = only at the end)")
+    save_every: int = option(100, "optimizer steps between resumable checkpoints (0 = only at the end)")
+    log_every: int = option(10, "optimizer steps between log lines")
+    seed: int = option(0, "seed of data order, dropout and initialisation")
+    resume: bool = option(False, "continue from output/checkpoint exactly where it stopped")
+    progress: bool = option(True, "progress bar on stderr")
+
+    def __post_init__(self):
+        if self.batch_tokens < 64 or self.grad_accum < 1 or self.max_length < 16:
+            raise ValueError("batch_tokens >= 64, grad_accum >= 1 and max_length >= 16 are required")
+        if not 0 <= self.warmup < 1 or self.epochs <= 0:
+            raise ValueError("warmup must be in [0, 1) and epochs > 0")
+
+    def lora_spec(self) -> LoraSpec | None:
+        if not self.lora:
+            return None
+        return LoraSpec(self.lora_r, self.lora_alpha, self.lora_dropout, self.lora_targets)

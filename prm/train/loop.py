@@ -1,0 +1,220 @@
+"""`prm train`: a short, plain training loop on accelerate (no Trainer subclass).
+
+    prm train --train data/out/train.jsonl --val data/out/val.jsonl --output runs/prm
+
+setup (records -> encoded items, model, optimizer) -> fit (micro-batches grouped by length, gradient accumulation,
+warmup + cosine, eval every k steps, resumable checkpoints) -> save (the final checkpoint and a report).
+The data order is a pure function of (seed, epoch), and a checkpoint holds the optimizer, scheduler and RNG states,
+so `--resume true` continues exactly where a killed run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from prm.config import save_config
+from prm.eval.metrics import auroc, first_error_auroc, labeled_steps
+from prm.fileio import atomic_write
+from prm.model.encode import Encoded, encode
+from prm.model.io import build, save
+from prm.model.prm import Spec, collate
+from prm.records import StepRecord, read_records
+from prm.score.prm_scorer import length_batches, score_encoded
+from prm.train.config import TrainConfig
+from prm.train.state import load_state, save_state
+
+
+@dataclass
+class Item:
+    enc: Encoded
+    labels: list[float | None]  # per kept step: 1.0 / 0.0 / None (no loss)
+    values: list[float | None]
+
+
+def make_items(records: list[StepRecord], tok, tag_id: int, cfg: TrainConfig) -> tuple[list[Item], dict]:
+    """Encode records; drop those with nothing to learn from. Returns items and counts (truncation included)."""
+    items, dropped_steps, empty = [], 0, 0
+    for r in records:
+        enc = encode(tok, tag_id, r.problem, r.steps, cfg.max_length)
+        dropped_steps += enc.dropped
+        labels = [None if x is None else float(x) for x in r.labels[: enc.kept]]
+        values = list(r.values[: enc.kept])
+        if cfg.last_step_only:
+            # Outcome supervision: one label per solution, on its last step, saying whether the answer is right.
+            outcome = r.meta.get("correct", all(x is not False for x in r.labels))
+            labels = [None] * (enc.kept - 1) + [float(bool(outcome))] if enc.kept == len(r.steps) else [None] * enc.kept
+            values = [None] * enc.kept
+        if enc.kept == 0 or all(x is None for x in labels + values):
+            empty += 1
+            continue
+        items.append(Item(enc, labels, values))
+    return items, {"records": len(records), "used": len(items), "no_signal": empty, "truncated_steps": dropped_steps}
+
+
+def epoch_batches(items: list[Item], cfg: TrainConfig, epoch: int) -> list[list[int]]:
+    batches = length_batches([len(it.enc.input_ids) for it in items], cfg.batch_tokens)
+    random.Random(cfg.seed * 1000 + epoch).shuffle(batches)
+    return batches
+
+
+def batch_loss(prm, items: list[Item], cfg: TrainConfig, pad_id: int, device) -> tuple[torch.Tensor, int]:
+    batch = collate([it.enc for it in items], pad_id, device)
+    logits = prm(batch)
+    labels = [x for it in items for x in it.labels]
+    values = [x for it in items for x in it.values]
+    loss = logits.new_zeros(())
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    if cfg.loss in ("hard", "both"):
+        idx = [i for i, x in enumerate(labels) if x is not None]
+        if idx:
+            target = torch.tensor([labels[i] for i in idx], device=device)
+            loss = loss + bce(logits[idx], target)
+    if cfg.loss in ("soft", "both"):
+        idx = [i for i, x in enumerate(values) if x is not None]
+        if idx:
+            target = torch.tensor([values[i] for i in idx], device=device, dtype=torch.float32)
+            w = cfg.soft_weight if cfg.loss == "both" else 1.0
+            loss = loss + w * bce(logits[idx], target)
+    tokens = int(batch["attention_mask"].sum())
+    return loss, tokens
+
+
+def evaluate(prm, tok, val_records: list[StepRecord], cfg: TrainConfig) -> dict:
+    encoded = [encode(tok, prm.tag_id, r.problem, r.steps, max(cfg.max_length, 1024)) for r in val_records]
+    scores = score_encoded(prm, encoded, tok.pad_token_id, batch_tokens=cfg.batch_tokens * 2, bf16=cfg.bf16)
+    scores = [s + [s[-1] if s else 0.5] * (len(r.steps) - len(s)) for s, r in zip(scores, val_records, strict=True)]
+    out = {f"auroc_first_error_{k}": v for k, v in first_error_auroc(val_records, scores).items()}
+    s, y = labeled_steps(val_records, scores)
+    if y.any() and not y.all():
+        out["auroc_steps"] = auroc(s, y)
+    prm.train()
+    return out
+
+
+def run(cfg: TrainConfig) -> dict:
+    from accelerate import Accelerator
+    from tqdm import tqdm
+    from transformers import get_cosine_schedule_with_warmup
+
+    out_dir = Path(cfg.output)
+    torch.manual_seed(cfg.seed)
+    acc = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no", gradient_accumulation_steps=cfg.grad_accum)
+    spec = Spec(base=cfg.base, readout=cfg.readout, features=cfg.features, max_length=cfg.max_length)
+    prm, tok = build(spec, cfg.lora_spec())
+    if cfg.grad_checkpointing:
+        prm.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(prm.backbone, "enable_input_require_grads"):
+            prm.backbone.enable_input_require_grads()
+    items, counts = make_items(read_records(cfg.train), tok, prm.tag_id, cfg)
+    if not items:
+        raise ValueError(f"{cfg.train}: no record has a labeled step to train on")
+    val = read_records(cfg.val) if cfg.val else []
+
+    readout = [p for n, p in prm.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
+    body = [p for n, p in prm.named_parameters() if n.startswith("backbone.") and p.requires_grad]
+    opt = torch.optim.AdamW(
+        [{"params": body, "lr": cfg.lr}, {"params": readout, "lr": cfg.readout_lr}], weight_decay=cfg.weight_decay
+    )
+    per_epoch = math.ceil(len(epoch_batches(items, cfg, 0)) / acc.num_processes)
+    total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum))
+    sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup * total), total)
+    model, opt, sched = acc.prepare(prm, opt, sched)
+
+    step, micro, tokens_seen, losses, last_loss = 0, 0, 0, [], None
+    if cfg.resume and (out_dir / "checkpoint" / "train_state.json").exists():
+        step, micro, tokens_seen = load_state(out_dir / "checkpoint", prm, opt, sched)
+    save_config(cfg, out_dir)
+    log_path = out_dir / "log.jsonl"
+    log = open(log_path, "a" if cfg.resume else "w", encoding="utf-8")
+    tb = _tensorboard(out_dir / "tb")
+    bar = tqdm(
+        total=total, initial=step, disable=not cfg.progress or not acc.is_main_process, desc="train", mininterval=2.0
+    )
+    t0, tokens_at_start = time.perf_counter(), tokens_seen
+    model.train()
+    stop = step >= total or (cfg.max_tokens is not None and tokens_seen >= cfg.max_tokens)
+    epoch = micro // max(per_epoch, 1)
+    while not stop:
+        order = epoch_batches(items, cfg, epoch)[acc.process_index :: acc.num_processes]
+        for b in order[micro - epoch * per_epoch :]:
+            with acc.accumulate(model):
+                loss, ntok = batch_loss(model, [items[i] for i in b], cfg, tok.pad_token_id, acc.device)
+                acc.backward(loss)
+                opt.step()
+                sched.step()
+                opt.zero_grad()
+            micro += 1
+            tokens_seen += ntok * acc.num_processes
+            losses.append(loss.item())
+            if not acc.sync_gradients:
+                continue
+            step += 1
+            bar.update(1)
+            last_loss = sum(losses) / len(losses)
+            record = {"step": step, "tokens": tokens_seen, "loss": last_loss, "lr": sched.get_last_lr()[0]}
+            if cfg.log_every and step % cfg.log_every == 0:
+                record["tok_s"] = (tokens_seen - tokens_at_start) / (time.perf_counter() - t0)
+                bar.set_postfix(loss=f"{record['loss']:.3f}")
+            if val and cfg.eval_every and step % cfg.eval_every == 0:
+                record |= evaluate(prm, tok, val, cfg)
+            if cfg.log_every and step % cfg.log_every == 0 or len(record) > 4:
+                _log(log, tb, record)
+                losses = []
+            stop = step >= total or (cfg.max_tokens is not None and tokens_seen >= cfg.max_tokens)
+            if cfg.save_every and step % cfg.save_every == 0 and not stop and acc.is_main_process:
+                save(prm, tok, out_dir / "checkpoint")
+                save_state(out_dir / "checkpoint", opt, sched, step, micro, tokens_seen)
+            if stop:
+                break
+        else:
+            epoch += 1
+    bar.close()
+    secs = time.perf_counter() - t0
+    final = {"step": step, "tokens": tokens_seen, "loss": last_loss}
+    if val:
+        final |= evaluate(prm, tok, val, cfg)
+    _log(log, tb, final)
+    log.close()
+    report = {
+        "data": counts,
+        "steps": step,
+        "tokens": tokens_seen,
+        "seconds": round(secs, 1),
+        "tokens_per_s": round((tokens_seen - tokens_at_start) / secs, 1),
+        "final": final,
+    }
+    if acc.is_main_process:
+        save(prm, tok, out_dir, extra={"train_report": report})
+        save_config(cfg, out_dir)
+        with atomic_write(out_dir / "train_report.json") as f:
+            json.dump(report, f, indent=2)
+    print(
+        f"prm train: {step} steps, {tokens_seen} tokens in {secs:.0f} s ({report['tokens_per_s']:.0f} tok/s); "
+        f"final {json.dumps({k: round(v, 4) for k, v in final.items() if isinstance(v, float)})} -> {out_dir}"
+    )
+    return report
+
+
+def _log(f, tb, record: dict) -> None:
+    f.write(json.dumps(record) + "\n")
+    f.flush()
+    if tb is not None:
+        for k, v in record.items():
+            if k != "step" and isinstance(v, (int, float)):
+                tb.add_scalar(k, v, record["step"])
+        tb.flush()
+
+
+def _tensorboard(path: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional; the JSON-lines log always exists
+        return None
+    return SummaryWriter(str(path))

@@ -1,0 +1,221 @@
+"""The PRM: step-tag encoding, readouts, training with accelerate, checkpoints that plain peft loads, exact resume
+after a SIGKILL, and one-pass scoring equal to per-prefix scoring."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from prm import cli
+from prm.model.encode import STEP_TAG, add_step_tag, encode, equation_span, result_span
+from prm.model.io import LoraSpec, build, load
+from prm.model.prm import Spec, collate
+from prm.records import read_records
+from prm.score.prm_scorer import PRMScorer, length_batches
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_model_dir):
+    from prm.models import load_tokenizer
+
+    t = load_tokenizer(str(tiny_model_dir))
+    add_step_tag(t)
+    return t
+
+
+@pytest.mark.parametrize("nb", ["ки", " ", "\n\n", "7", STEP_TAG, "数学", "", "x ки 12\n"])
+def test_step_tag_is_one_id_whatever_its_neighbours(tok, nb):
+    tag = tok.convert_tokens_to_ids(STEP_TAG)
+    ids = tok(nb + STEP_TAG + nb, add_special_tokens=False).input_ids
+    assert ids.count(tag) == 1 + 2 * nb.count(STEP_TAG)
+    assert tok(STEP_TAG, add_special_tokens=False).input_ids == [tag]
+
+
+def test_spans():
+    s = "Mia gives away 4, so she has 17 - 4 = 13 marbles."
+    assert s[slice(*result_span(s))] == "13" and s[slice(*equation_span(s))] == "17 - 4 = 13"
+    assert "The answer is 42."[slice(*result_span("The answer is 42."))] == "42"
+    assert result_span("No numbers here.") is None and equation_span("No numbers here.") is None
+
+
+def test_encode_keeps_whole_steps_and_marks_spans(tok):
+    tag = tok.convert_tokens_to_ids(STEP_TAG)
+    steps = ["He buys 4, so 3 + 4 = 7 apples.", "The answer is 7."]
+    enc = encode(tok, tag, "Tom has 3 apples.", steps, 512)
+    assert enc.kept == 2 and enc.dropped == 0 and [enc.input_ids[t] for t in enc.tags] == [tag, tag]
+    assert tok.decode([enc.input_ids[i] for i in enc.result_tokens[0]]).strip() == "7"
+    assert tok.decode([enc.input_ids[i] for i in enc.equation_tokens[0]]).strip() == "3 + 4 = 7"
+    short = encode(tok, tag, "Tom has 3 apples.", steps, enc.tags[0] + 2)
+    assert short.kept == 1 and short.dropped == 1 and len(short.input_ids) == enc.tags[0] + 1
+
+
+def test_length_batches_respect_budget():
+    lengths = [5, 100, 6, 90, 50, 51, 7]
+    batches = length_batches(lengths, 200)
+    assert sorted(i for b in batches for i in b) == list(range(7))
+    assert all(len(b) == 1 or max(lengths[i] for i in b) * len(b) <= 200 for b in batches)
+
+
+@pytest.mark.parametrize("readout", ["head", "tokens"])
+def test_readouts_give_one_logit_per_tag_and_save_load_round_trip(tmp_path, tiny_model_dir, readout):
+    prm, tok = build(Spec(base=str(tiny_model_dir), readout=readout, label_tokens=("7", "3")), LoraSpec(r=4))
+    encs = [
+        encode(tok, prm.tag_id, "Tom has 3 apples.", ["3 + 4 = 7", "The answer is 7."], 256),
+        encode(tok, prm.tag_id, "Mia?", ["12 - 5 = 7 marbles"], 256),
+    ]
+    batch = collate(encs, tok.pad_token_id)
+    out = prm(batch)
+    assert out.shape == (3,)
+    out.sum().backward()
+    grads = {n for n, p in prm.named_parameters() if p.grad is not None}
+    assert any("lora_A" in n for n in grads) and any("trainable_tokens" in n for n in grads)
+    with torch.no_grad():
+        if prm.feat is not None:
+            prm.feat.weight.fill_(0.5)
+    from prm.model.io import save
+
+    save(prm, tok, tmp_path / "ck")
+    prm2, _ = load(tmp_path / "ck")
+    prm.eval()
+    with torch.no_grad():
+        assert torch.allclose(prm(batch), prm2(batch), atol=1e-5)
+    assert not list((tmp_path / "ck").glob("*.bin")) and not list((tmp_path / "ck").glob("*.pt"))
+
+
+def _data(tmp_path):
+    train, val = tmp_path / "train.jsonl", tmp_path / "val.jsonl"
+    assert cli.main(["synth", "--n", "120", "--corrupt", "0.5", "--output", str(train)]) == 0
+    assert cli.main(["synth", "--n", "30", "--corrupt", "0.5", "--split", "test", "--output", str(val)]) == 0
+    return train, val
+
+
+def test_train_save_reload_with_plain_peft_and_score(tmp_path, tiny_model_dir):
+    train, val = _data(tmp_path)
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--train",
+        str(train),
+        "--val",
+        str(val),
+        "--output",
+        str(out),
+        "--base",
+        str(tiny_model_dir),
+        "--max_steps",
+        "6",
+        "--batch_tokens",
+        "1024",
+        "--eval_every",
+        "3",
+        "--log_every",
+        "1",
+        "--bf16",
+        "false",
+        "--progress",
+        "false",
+        "--lora_r",
+        "4",
+    ]
+    assert cli.main(args) == 0
+    for name in (
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "readout.safetensors",
+        "prm_spec.json",
+        "tokenizer.json",
+        "config.yaml",
+        "train_report.json",
+        "log.jsonl",
+    ):
+        assert (out / name).exists(), name
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "lr" in r] == [1, 2, 3, 4, 5, 6]
+    assert any("auroc_first_error_all" in r for r in log)
+
+    # plain peft, no prm code: the tokenizer knows the tag, the base is resized, the adapter loads
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    t = AutoTokenizer.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    base.resize_token_embeddings(len(t))
+    assert isinstance(PeftModel.from_pretrained(base, out), PeftModel)
+
+    scored = tmp_path / "scored.jsonl"
+    assert cli.main(["score", "--model", str(out), "--input", str(val), "--output", str(scored)]) == 0
+    recs = read_records(scored)
+    assert all(len(r.meta["scores"]) == len(r.steps) and all(0 <= x <= 1 for x in r.meta["scores"]) for r in recs)
+
+
+def test_one_pass_scores_equal_per_prefix_scores(tiny_model_dir):
+    prm, tok = build(Spec(base=str(tiny_model_dir)), LoraSpec(r=4))
+    with torch.no_grad():
+        prm.head.bias.fill_(0.3)
+        prm.feat.weight.normal_()
+    scorer = PRMScorer(prm, tok)
+    steps = ["Tom buys 4, so 3 + 4 = 7.", "He eats 2, so 7 - 2 = 5.", "Then 5 * 3 = 15.", "The answer is 15."]
+    full = scorer.score("Tom has 3 apples.", steps)
+    prefixes = [scorer.score("Tom has 3 apples.", steps[: i + 1])[-1] for i in range(len(steps))]
+    assert full == pytest.approx(prefixes, abs=1e-4)
+    batched = scorer.score_batch([("Tom has 3 apples.", steps), ("Mia?", steps[:2])])
+    assert batched[0] == pytest.approx(full, abs=1e-5)
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, tiny_model_dir):
+    train, val = _data(tmp_path)
+    common = [
+        "--train",
+        str(train),
+        "--base",
+        str(tiny_model_dir),
+        "--max_steps",
+        "16",
+        "--batch_tokens",
+        "512",
+        "--eval_every",
+        "0",
+        "--log_every",
+        "1",
+        "--save_every",
+        "3",
+        "--bf16",
+        "false",
+        "--progress",
+        "false",
+        "--lora_r",
+        "4",
+    ]
+    full = tmp_path / "full"
+    assert cli.main(["train", "--output", str(full), *common]) == 0
+
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "prm", "train", "--output", str(killed), *common]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = killed / "checkpoint" / "train_state.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and not state.exists() and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    assert json.loads(state.read_text())["step"] < 16
+    subprocess.run(
+        [*cmd, "--resume", "true"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=300,
+        env=os.environ,
+    )
+    last = lambda d: [json.loads(x) for x in (d / "log.jsonl").read_text().splitlines() if '"lr"' in x][-1]  # noqa: E731
+    a, b = last(full), last(killed)
+    assert a["step"] == b["step"] == 16
+    assert b["loss"] == pytest.approx(a["loss"], rel=1e-5, abs=1e-6)
