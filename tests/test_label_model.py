@@ -13,49 +13,10 @@ from prm.label.report import synth_traces
 from prm.records import read_records, write_records
 
 
-def build_tiny(path: Path) -> None:
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
-    vocab["<|endoftext|>"] = len(vocab)
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))  # one token per byte: no training needed
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
-    fast.save_pretrained(path)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """A model this small spends its time in thread hand-offs, badly so on a shared 2-core machine: use one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("tiny-label-llama")
-    build_tiny(path)
-    return path
+def tiny(tiny_model_dir) -> Path:
+    """The shared tiny random Llama (tests/conftest.py); one torch thread is set there for the whole run."""
+    return tiny_model_dir
 
 
 def test_model_completer_rollouts_do_not_depend_on_the_batch(tiny):

@@ -18,7 +18,13 @@ from prm.config import config, option, save_config
 from prm.fileio import atomic_write
 
 # suite name -> module under prm.bench exposing `run(cfg) -> list[dict]`
-SUITES = {"data": "prm.bench.data", "generate": "prm.bench.generate", "label": "prm.bench.label"}
+SUITES = {
+    "data": "prm.bench.data",
+    "generate": "prm.bench.generate",
+    "label": "prm.bench.label",
+    "prm": "prm.bench.prm_quality",
+    "scoring": "prm.bench.scoring",
+}
 
 
 @config("bench")
@@ -31,6 +37,17 @@ class BenchConfig:
     generate_problems: int = option(100, "generate suite: synthetic 2-3 step test problems")
     generate_n: int = option(8, "generate suite: samples per problem")
     reference_problems: int = option(3, "generate suite: prompts for the model.generate reference (32 samples each)")
+    prm_base: str = option("smollm2-135m", "prm suite: backbone")
+    prm_train: int = option(2000, "prm suite: training traces (matched pairs: half correct)")
+    prm_val: int = option(100, "prm suite: validation traces for the learning curve")
+    prm_test: int = option(400, "prm suite: held-out test traces (half with one injected error)")
+    prm_tokens: int | None = option(300_000, "prm suite: training-token budget (about 12 CPU-minutes here)")
+    prm_epochs: float = option(2.0, "prm suite: passes over the training traces at most")
+    prm_eval_every: int = option(25, "prm suite: optimizer steps between learning-curve points")
+    prm_readout: str = option("head", "prm suite: head | tokens")
+    prm_features: bool = option(True, "prm suite: likelihood features in the readout")
+    prm_seed: int = option(0, "prm suite: seed of the synthetic data")
+    scoring_traces: int = option(64, "scoring suite: traces per step count")
 
     def __post_init__(self):
         unknown = [s for s in self.suites if s not in SUITES]

@@ -17,11 +17,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from prm.score.baseline import result_span  # the same "written result" the training-free baseline scores
+
 STEP_TAG = "<|prm_step|>"
 
-# The written result of a step: the number after the last "=", or the number of an answer line.
 _NUMBER = r"-?\$?\d[\d,]*(?:\.\d+)?"
-_RESULT = re.compile(rf"=\s*({_NUMBER})(?!.*=)|answer is:?\s*({_NUMBER})", re.IGNORECASE)
 # An equation: an arithmetic expression, "=", a number.
 _EQUATION = re.compile(rf"(?:{_NUMBER}|\()[\d\s.,$()+\-*/×÷x]*=\s*{_NUMBER}")
 
@@ -31,21 +31,6 @@ def add_step_tag(tokenizer) -> int:
     if STEP_TAG not in tokenizer.get_vocab():
         tokenizer.add_special_tokens({"additional_special_tokens": [STEP_TAG]}, replace_extra_special_tokens=False)
     return tokenizer.convert_tokens_to_ids(STEP_TAG)
-
-
-def result_span(step: str) -> tuple[int, int] | None:
-    """Character span of the step's written result.
-
-    >>> s = "So she has 17 - 4 = 13 marbles."
-    >>> s[slice(*result_span(s))]
-    '13'
-    """
-    matches = list(_RESULT.finditer(step))
-    if not matches:
-        return None
-    m = matches[-1]
-    g = 1 if m.group(1) is not None else 2
-    return m.span(g)
 
 
 def equation_span(step: str) -> tuple[int, int] | None:

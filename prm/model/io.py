@@ -41,13 +41,20 @@ def _prepare_base(spec: Spec, trust_remote_code: bool):
     tok = load_tokenizer(spec.base, trust_remote_code=trust_remote_code)
     tag_id = add_step_tag(tok)
     base = load_model(spec.base, trust_remote_code=trust_remote_code)
-    if base.get_input_embeddings().weight.shape[0] < len(tok):
-        old = base.get_input_embeddings().weight.shape[0]
-        base.resize_token_embeddings(len(tok), mean_resizing=False)
-        with torch.no_grad():  # the tag starts as the average token, not noise far from every real embedding
-            emb = base.get_input_embeddings().weight
-            emb[old:] = emb[:old].mean(0)
+    _resize(base, len(tok))
     return base, tok, tag_id
+
+
+def _resize(base, n: int) -> None:
+    """Grow the vocabulary to n; a new row (the tag) starts as the average token embedding. Deterministic, so the
+    base model seen with the adapter switched off (the likelihood features) is the same in training and scoring."""
+    old = base.get_input_embeddings().weight.shape[0]
+    if old >= n:
+        return
+    base.resize_token_embeddings(n, mean_resizing=False)
+    with torch.no_grad():
+        emb = base.get_input_embeddings().weight
+        emb[old:] = emb[:old].mean(0)
 
 
 def build(spec: Spec, lora: LoraSpec | None, *, trust_remote_code: bool = False) -> tuple[PRM, object]:
@@ -118,7 +125,7 @@ def load(folder: str | os.PathLike, *, trust_remote_code: bool = False) -> tuple
         from prm.models import load_model
 
         base = load_model(spec.base, trust_remote_code=trust_remote_code)
-        base.resize_token_embeddings(len(tok), mean_resizing=False)
+        _resize(base, len(tok))
         backbone = PeftModel.from_pretrained(base, folder)
     else:
         backbone = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=trust_remote_code)

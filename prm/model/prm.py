@@ -34,6 +34,10 @@ class Spec:
     base: str
     readout: str = "head"  # head | tokens
     features: bool = True
+    # "base": the features come from the backbone with its adapter switched off (one more forward pass, no grad),
+    # so training the readout cannot wear away the LM's arithmetic knowledge that they measure.
+    # "adapted": from the same pass as the readout (cheaper; the LoRA may reshape them).
+    features_from: str = "base"
     max_length: int = 512
     label_tokens: tuple[str, str] = (" correct", " wrong")
 
@@ -56,8 +60,20 @@ class PRM(nn.Module):
             raise ValueError(f"readout must be 'head' or 'tokens', got {spec.readout!r}")
         self.feat = nn.Linear(N_FEATURES, 1) if spec.features else None
         if self.feat is not None:
-            nn.init.zeros_(self.feat.weight)  # start from the plain readout; the loss decides how much to trust them
-            nn.init.zeros_(self.feat.bias)
+            # Start at the training-free baseline's direction (more likely tokens = more likely correct). From zero,
+            # the first updates use these always-negative log-probabilities as a stand-in bias and learn the
+            # opposite sign, which takes most of a CPU budget to undo (seen in a run: slips AUROC 0.16 at step 25).
+            with torch.no_grad():
+                self.feat.weight.copy_(torch.tensor([[0.5, 0.5, 0.1, 0.0]]))
+                self.feat.bias.zero_()
+
+    def init_bias(self, p_correct: float) -> None:
+        """Start the readout at the training labels' base rate, so early gradients learn the signal, not the prior."""
+        p = min(max(p_correct, 0.01), 0.99)
+        bias = self.head.bias if self.head is not None else (self.feat.bias if self.feat is not None else None)
+        if bias is not None:
+            with torch.no_grad():
+                bias.fill_(float(torch.logit(torch.tensor(p))))
 
     def readout_state(self) -> dict[str, torch.Tensor]:
         """The readout's own weights (saved beside the adapter)."""
@@ -90,7 +106,17 @@ class PRM(nn.Module):
             pair = h @ lm_w[self.label_ids].T  # (N, 2)
             logit = (pair[:, 0] - pair[:, 1]).float()
         if self.feat is not None:
-            logit = logit + self.feat(self.features(hidden, lm_w, batch)).squeeze(-1)
+            feat_hidden = hidden
+            if self.spec.features_from == "base" and hasattr(self.backbone, "disable_adapter"):
+                with torch.no_grad(), self.backbone.disable_adapter():
+                    feat_hidden = self._decoder()(
+                        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                    ).last_hidden_state
+                with torch.no_grad():
+                    f = self.features(feat_hidden, lm_w, batch)
+            else:
+                f = self.features(feat_hidden, lm_w, batch)
+            logit = logit + self.feat(f).squeeze(-1)
         return logit.float()
 
     @staticmethod
@@ -109,12 +135,12 @@ class PRM(nn.Module):
             if sel.any():
                 s = lp.new_zeros(n).index_add(0, step[sel], lp[sel])
                 c = lp.new_zeros(n).index_add(0, step[sel], torch.ones_like(lp[sel]))
-                out[:, col] = torch.where(c > 0, s / c.clamp(min=1), 0.0) / 10.0
+                out[:, col] = torch.where(c > 0, s / c.clamp(min=1), 0.0)
         sel = kind == 1
         if sel.any():
             mn = lp.new_zeros(n).scatter_reduce(0, step[sel], lp[sel], reduce="amin", include_self=False)
             has = lp.new_zeros(n).index_add(0, step[sel], torch.ones_like(lp[sel])) > 0
-            out[:, 2] = torch.where(has, mn, 0.0) / 10.0
+            out[:, 2] = torch.where(has, mn, 0.0)
             out[:, 3] = has.float()
         return out
 

@@ -18,6 +18,9 @@ class TrainConfig:
     base: str = option("smollm2-135m", "backbone: a local folder, a hub id, or smollm2-135m (the embedded model)")
     readout: Literal["head", "tokens"] = option("head", "linear head on the tag, or two label tokens of the LM head")
     features: bool = option(True, "add the backbone's likelihood of each step's result/equation to the readout")
+    features_from: Literal["base", "adapted"] = option(
+        "base", "likelihood features from the backbone without its adapter (frozen) or with it (one pass fewer)"
+    )
     loss: Literal["hard", "soft", "both"] = option("hard", "labels (BCE), values (BCE on soft targets), or both")
     soft_weight: float = option(0.5, "weight of the soft loss when loss=both")
     last_step_only: bool = option(False, "train on the last step's label only (the outcome-reward baseline)")
@@ -27,7 +30,8 @@ class TrainConfig:
     lora_dropout: float = option(0.05, "LoRA dropout")
     lora_targets: tuple[str, ...] = option(ALL_LINEAR, "module names LoRA adapts")
     lr: float = option(2e-4, "peak learning rate of the backbone (LoRA or full)")
-    readout_lr: float = option(1e-3, "peak learning rate of the readout head and feature weights")
+    readout_lr: float = option(1e-3, "peak learning rate of the readout head")
+    feature_lr: float = option(2e-2, "peak learning rate of the likelihood-feature weights (a handful of scalars)")
     weight_decay: float = option(0.0, "AdamW weight decay")
     warmup: float = option(0.05, "share of the steps spent warming up (then cosine decay to 0)")
     epochs: float = option(1.0, "passes over the training records")

@@ -105,8 +105,19 @@ def run(cfg: TrainConfig) -> dict:
 
     out_dir = Path(cfg.output)
     torch.manual_seed(cfg.seed)
+    from accelerate.state import AcceleratorState
+
+    # accelerate keeps one global state per process; a second run in the same process (a notebook, a benchmark)
+    # may ask for another precision. The process-group part (PartialState) is kept for multi-process launches.
+    AcceleratorState._reset_state(reset_partial_state=False)
     acc = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no", gradient_accumulation_steps=cfg.grad_accum)
-    spec = Spec(base=cfg.base, readout=cfg.readout, features=cfg.features, max_length=cfg.max_length)
+    spec = Spec(
+        base=cfg.base,
+        readout=cfg.readout,
+        features=cfg.features,
+        features_from=cfg.features_from,
+        max_length=cfg.max_length,
+    )
     prm, tok = build(spec, cfg.lora_spec())
     if cfg.grad_checkpointing:
         prm.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -116,11 +127,17 @@ def run(cfg: TrainConfig) -> dict:
     if not items:
         raise ValueError(f"{cfg.train}: no record has a labeled step to train on")
     val = read_records(cfg.val) if cfg.val else []
+    labels = [x for it in items for x in (it.labels if cfg.loss != "soft" else it.values) if x is not None]
+    if labels and not cfg.resume:
+        prm.init_bias(sum(labels) / len(labels))
 
-    readout = [p for n, p in prm.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
-    body = [p for n, p in prm.named_parameters() if n.startswith("backbone.") and p.requires_grad]
+    groups: dict[str, list] = {"backbone": [], "feat": [], "head": []}
+    for n, p in prm.named_parameters():
+        if p.requires_grad:
+            groups[n.split(".")[0] if n.split(".")[0] in groups else "head"].append(p)
+    lrs = {"backbone": cfg.lr, "head": cfg.readout_lr, "feat": cfg.feature_lr}
     opt = torch.optim.AdamW(
-        [{"params": body, "lr": cfg.lr}, {"params": readout, "lr": cfg.readout_lr}], weight_decay=cfg.weight_decay
+        [{"params": ps, "lr": lrs[g]} for g, ps in groups.items() if ps], weight_decay=cfg.weight_decay
     )
     per_epoch = math.ceil(len(epoch_batches(items, cfg, 0)) / acc.num_processes)
     total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum))
