@@ -87,6 +87,21 @@ def resolve(name_or_path: str) -> str:
     return name_or_path
 
 
+def bf16_autocast(device, enabled: bool):
+    """bf16 autocast on a CPU or CUDA device when `enabled`, else a no-op context. `device` is a torch.device,
+    a device-type string, or a module (its parameters' device)."""
+    import contextlib
+
+    import torch
+
+    if hasattr(device, "parameters"):
+        device = next(device.parameters()).device
+    kind = getattr(device, "type", device)
+    if enabled and kind in ("cpu", "cuda"):
+        return torch.autocast(kind, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 

@@ -12,7 +12,6 @@ writes what an uninterrupted one would have.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import inspect
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from prm.answers import extract_answer
+from prm.models import bf16_autocast
 
 
 @dataclass(frozen=True)
@@ -76,13 +76,6 @@ def _choose(logits: torch.Tensor, gens: list[torch.Generator], temperature: floa
         logits = logits.masked_fill(drop, float("-inf"))
     u = torch.stack([torch.rand(logits.shape[-1], generator=g) for g in gens]).clamp_(1e-10, 1.0)
     return (logits - torch.log(-torch.log(u))).argmax(-1)
-
-
-def _autocast(model, enabled: bool):
-    device = next(model.parameters()).device.type
-    if enabled and device in ("cpu", "cuda"):
-        return torch.autocast(device, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _stop_ids(tokenizer) -> set[int]:
@@ -181,7 +174,7 @@ class _Batch:
         self.logits = torch.zeros((0, 0))
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache, bf16: bool) -> torch.Tensor:
-        with _autocast(self.model, bf16):
+        with bf16_autocast(self.model, bf16):
             res = self.model(
                 input_ids=ids,
                 attention_mask=mask,

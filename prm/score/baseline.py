@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from prm.config import ConfigError, config, option, save_config
+from prm.models import bf16_autocast
 from prm.records import StepRecord, read_records, write_records
 
 Mode = Literal["result", "step"]
@@ -159,16 +160,6 @@ def encode(tokenizer, record: StepRecord, mode: Mode = "result", layout: Layout 
     return _Encoded(list(enc["input_ids"]), targets)
 
 
-def _autocast(device, enabled: bool):
-    import contextlib
-
-    import torch
-
-    if enabled and device.type in ("cpu", "cuda"):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def _target_logprobs(model, hidden, targets):
     """log P(targets[j] | the state hidden[j]): (N, H) states and (N,) token ids -> (N,) fp32 log-probabilities,
     projecting `HEAD_CHUNK` rows at a time."""
@@ -204,7 +195,7 @@ def _score_batch(model, batch: Sequence[_Encoded], pad_id: int, bf16: bool) -> l
             segments += [n_segments] * len(toks)
             n_segments += 1
     rows_t, cols_t = torch.tensor(rows), torch.tensor(cols)
-    with torch.no_grad(), _autocast(device, bf16):
+    with torch.no_grad(), bf16_autocast(device, bf16):
         out = model.base_model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
         hidden = out.last_hidden_state[rows_t.to(device), cols_t.to(device) - 1]  # (N, H): states predicting targets
         lp = _target_logprobs(model, hidden, ids[rows_t, cols_t].to(device)).cpu()

@@ -13,7 +13,6 @@ A step past `max_length` cannot be scored from a whole-steps prefix; its score i
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,12 +22,9 @@ import torch
 from prm.config import config, option, save_config
 from prm.model.encode import Encoded, encode
 from prm.model.prm import PRM, collate
+from prm.models import bf16_autocast
 from prm.records import read_records, write_records
 from prm.score import attach_scores
-
-
-def _autocast(enabled: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
 def length_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
@@ -63,7 +59,7 @@ def score_encoded(
         items = [encoded[i] for i in batch if encoded[i].kept]
         if not items:
             continue
-        with _autocast(bf16 and device.type == "cpu"):
+        with bf16_autocast(device, bf16):
             probs = torch.sigmoid(prm(collate(items, pad_id, device))).tolist()
         k = 0
         for i in batch:
