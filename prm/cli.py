@@ -40,6 +40,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "run",
         "training-free step scores: the backbone's log-probability of each step or its result",
     ),
+    "bon": ("prm.bon", "BonConfig", "run", "best-of-N accuracy against N for PRM selection, votes and references"),
+    "search": ("prm.search", "SearchConfig", "run", "PRM-guided beam search (or DVTS) vs best-of-N at equal tokens"),
     "eval": ("prm.eval", "EvalConfig", "run", "step AUROC, accuracy, F1, ProcessBench F1, calibration, floor"),
 }
 

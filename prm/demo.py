@@ -1,9 +1,15 @@
-"""`make demo`: the pipeline end to end on a small set, printing what each stage measured.
+"""`make demo`: the whole pipeline on the embedded model, printing what each stage measured.
 
-Stages so far: synth (train and held-out test problems) -> validate -> check every gold step with the safe checker
-and every gold answer line with the answer extractor -> export the test problems to every format and read them back
--> generate: the embedded policy samples N solutions per held-out problem (small numbers, 2-3 steps: the regime
-where it solves some) -> accuracy and pass@N. Later stages (label, train, score, best-of-N) join here as they land.
+synth (train and held-out problems) -> validate -> check every gold step and answer -> convert round trips ->
+generate (the policy samples a pool of N solutions per held-out problem, and a few solutions of training problems
+to label) -> label (`binary` first-error search with policy rollouts; agreement with the exact gold labels
+reported) -> train (a LoRA PRM on synthetic right/wrong pairs plus the labelled policy traces; optionally the
+outcome-only baseline on the same data) -> bon (PRM best-of-N against majority vote, oracle and the baselines,
+with the plot and the HTML report) -> search (optional: PRM beam search against best-of-N at equal tokens).
+
+The policy's problems use small numbers and 2-3 steps: the regime where the 135M policy solves some, so that
+selection has something to find. Held-out problems come from the test split (disjoint from every training problem
+by construction, see prm.synth).
 """
 
 from __future__ import annotations
@@ -16,9 +22,7 @@ from prm.answers import answers_equal, extract_answer
 from prm.checker import check_step
 from prm.config import config, option, save_config
 from prm.formats import FORMATS
-from prm.generate import GenerateConfig
-from prm.generate import run as generate_run
-from prm.records import StepRecord, read_records
+from prm.records import StepRecord, read_records, write_records
 from prm.synth import SynthConfig
 from prm.synth import run as synth_run
 from prm.validate import stats
@@ -27,17 +31,30 @@ from prm.validate import stats
 @config("demo")
 class DemoConfig:
     out_dir: str = option("data/out/demo", "folder for every file the demo writes (git-ignored)")
-    seed: int = option(0, "seed of the synthetic problems")
-    train_n: int = option(2000, "synthetic training problems")
-    test_n: int = option(200, "synthetic held-out problems (never shared with training)")
-    min_steps: int = option(2, "fewest operations per problem")
-    max_steps: int = option(4, "most operations per problem")
-    model: str = option("smollm2-135m", "policy: a local folder, a hub id, or smollm2-135m (the embedded model)")
-    policy_problems: int = option(16, "held-out problems the policy solves (2-3 steps, small numbers)")
-    policy_max_value: int = option(12, "largest number in the policy's problems")
+    seed: int = option(0, "seed of the synthetic problems, of sampling and of training")
+    train_n: int = option(2000, "synthetic problems of the format checks (validate, gold check, convert)")
+    test_n: int = option(200, "held-out problems of the format checks")
+    min_steps: int = option(2, "fewest operations per problem of the format checks")
+    max_steps: int = option(4, "most operations per problem of the format checks")
+    model: str = option("smollm2-135m", "policy and PRM backbone: a local folder, a hub id, or smollm2-135m")
+    policy_max_value: int = option(12, "largest number in the policy's problems (held-out, label and pair problems)")
     policy_max_result: int = option(60, "largest intermediate value in the policy's problems")
-    samples: int = option(8, "solutions sampled per problem (pass@N uses all of them)")
+    policy_problems: int = option(32, "held-out problems of the best-of-N evaluation (2-3 steps, small numbers)")
+    samples: int = option(16, "solutions sampled per held-out problem: the pool, N_max of best-of-N")
     max_new_tokens: int = option(256, "tokens per sampled solution at most")
+    label_problems: int = option(16, "training problems the policy solves for the labeler")
+    label_samples: int = option(4, "solutions sampled per labeler problem")
+    label_method: str = option("binary", "labeler of the policy's solutions: binary, mc, calc or gold")
+    label_k: int = option(4, "rollouts per probed prefix (binary, mc)")
+    pairs: int = option(400, "synthetic training problems written twice, solved right and with one error")
+    train_tokens: int = option(60_000, "PRM training budget in tokens (each trained model)")
+    outcome_baseline: bool = option(False, "also train the outcome-only model (last step's label) on the same data")
+    likelihood_baseline: bool = option(True, "also rank by the backbone's own likelihood of each step's result")
+    trials: int = option(200, "random draws of N candidates per problem at each N")
+    search_problems: int = option(0, "held-out problems also solved by PRM beam search (0 = skip the search stage)")
+    search_width: int = option(4, "beam search: beams kept per problem")
+    search_expand: int = option(4, "beam search: next steps sampled per beam")
+    progress: bool = option(False, "progress bars of every stage on stderr")
 
 
 def check_gold(records: list[StepRecord]) -> tuple[int, int, int]:
@@ -52,82 +69,273 @@ def check_gold(records: list[StepRecord]) -> tuple[int, int, int]:
     return ok, decided, answers
 
 
-def run(cfg: DemoConfig) -> None:
+class Stages:
+    """Runs the stages in order, timing each and keeping its one-line summary for the final table."""
+
+    def __init__(self):
+        self.rows: list[tuple[str, str, float]] = []
+
+    def __call__(self, name: str, fn, describe):
+        t0 = time.perf_counter()
+        result = fn()
+        self.rows.append((name, describe(result), time.perf_counter() - t0))
+        return result
+
+    def print(self) -> None:
+        width = max(len(r[0]) for r in self.rows)
+        print("\nprm demo: what each stage did")
+        for stage, what, secs in self.rows:
+            print(f"  {stage:<{width}}  {secs:7.1f} s  {what}")
+        print(f"  {'total':<{width}}  {sum(r[2] for r in self.rows):7.1f} s")
+
+
+def format_checks(cfg: DemoConfig, out: Path, stage: Stages) -> None:
+    """synth -> validate -> check gold -> convert: the data layer on the general problem range."""
+    base = SynthConfig(seed=cfg.seed, min_steps=cfg.min_steps, max_steps=cfg.max_steps, n=cfg.train_n)
+
+    def synth():
+        synth_run(replace(base, split="train", output=str(out / "problems-train.jsonl")))
+        synth_run(replace(base, split="test", n=cfg.test_n, output=str(out / "problems-test.jsonl")))
+
+    stage("synth", synth, lambda _: f"{cfg.train_n} train + {cfg.test_n} test problems")
+    train = read_records(out / "problems-train.jsonl")
+    test = read_records(out / "problems-test.jsonl")
+
+    def validate():
+        shared = {r.problem for r in train} & {r.problem for r in test}
+        return stats(train + test), len(shared)
+
+    stage("validate", validate, lambda r: f"{r[0].records} records, {r[0].steps} steps, {r[1]} problems shared")
+    stage(
+        "check gold",
+        lambda: check_gold(test),
+        lambda r: f"{r[0]}/{r[1]} equations verified, {r[2]}/{len(test)} answers match",
+    )
+
+    def convert():
+        kept = []
+        for name, fmt in FORMATS.items():
+            path = out / f"problems-test.{name}.jsonl"
+            written = fmt.write(test, path).written
+            back = list(fmt.read(path))
+            same = sum(a.steps == b.steps and a.problem == b.problem for a, b in zip(test, back, strict=False))
+            kept.append(f"{name} {same}/{written}")
+        return kept
+
+    stage("convert", convert, lambda kept: "round trips: " + ", ".join(kept))
+
+
+def run(cfg: DemoConfig) -> dict:
+    from prm.bon import BonConfig
+    from prm.bon import run as bon_run
+    from prm.generate import GenerateConfig
+    from prm.generate import run as generate_run
+    from prm.label import LabelConfig
+    from prm.label import run as label_run
+    from prm.train import TrainConfig
+    from prm.train import run as train_run
+
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
-    rows: list[tuple[str, str, float]] = []
+    stage = Stages()
+    format_checks(cfg, out, stage)
 
-    t0 = time.perf_counter()
-    base = SynthConfig(seed=cfg.seed, min_steps=cfg.min_steps, max_steps=cfg.max_steps, n=cfg.train_n)
-    synth_run(replace(base, split="train", output=str(out / "problems-train.jsonl")))
-    synth_run(replace(base, split="test", n=cfg.test_n, output=str(out / "problems-test.jsonl")))
-    rows.append(("synth", f"{cfg.train_n} train + {cfg.test_n} test problems", time.perf_counter() - t0))
-
-    t0 = time.perf_counter()
-    train = read_records(out / "problems-train.jsonl")
-    test = read_records(out / "problems-test.jsonl")
-    shared = {r.problem for r in train} & {r.problem for r in test}
-    s = stats(train + test)
-    rows.append(
-        ("validate", f"{s.records} records, {s.steps} steps, {len(shared)} problems shared", time.perf_counter() - t0)
+    # The policy's regime: 2-3 steps, small numbers. Held-out pool from the test split; everything trained on
+    # comes from the train split.
+    small = SynthConfig(
+        seed=cfg.seed, min_steps=2, max_steps=3, max_value=cfg.policy_max_value, max_result=cfg.policy_max_result
     )
-
-    t0 = time.perf_counter()
-    ok, decided, answers = check_gold(test)
-    rows.append(
-        (
-            "check gold",
-            f"{ok}/{decided} equations verified, {answers}/{len(test)} answers match",
-            time.perf_counter() - t0,
-        )
-    )
-
-    t0 = time.perf_counter()
-    kept = []
-    for name, fmt in FORMATS.items():
-        path = out / f"problems-test.{name}.jsonl"
-        written = fmt.write(test, path).written
-        back = list(fmt.read(path))
-        same = sum(a.steps == b.steps and a.problem == b.problem for a, b in zip(test, back, strict=False))
-        kept.append(f"{name} {same}/{written}")
-    rows.append(("convert", "round trips: " + ", ".join(kept), time.perf_counter() - t0))
-
-    t0 = time.perf_counter()
-    policy = out / "policy-problems.jsonl"
+    synth_run(replace(small, split="test", n=cfg.policy_problems, output=str(out / "heldout-problems.jsonl")))
     synth_run(
-        replace(
-            base,
-            split="test",
-            n=cfg.policy_problems,
-            min_steps=2,
-            max_steps=3,
-            max_value=cfg.policy_max_value,
-            max_result=cfg.policy_max_result,
-            output=str(policy),
-        )
+        replace(small, split="train", n=cfg.label_problems, seed=cfg.seed + 1, output=str(out / "label-problems.jsonl"))
     )
-    g = generate_run(
-        GenerateConfig(
-            input=str(policy),
-            output=str(out / "traces.jsonl"),
-            model=cfg.model,
-            n=cfg.samples,
-            max_new_tokens=cfg.max_new_tokens,
-            seed=cfg.seed,
-        )
+    synth_run(
+        replace(small, split="train", n=cfg.pairs, pairs=True, seed=cfg.seed + 2, output=str(out / "pairs.jsonl"))
     )
-    rows.append(
-        (
-            "generate",
-            f"{g['traces']} traces, accuracy {g['accuracy']:.1%}, pass@{cfg.samples} "
-            f"{g[f'pass@{cfg.samples}']:.1%}, {g['tokens']} tokens",
-            time.perf_counter() - t0,
-        )
+    gen = GenerateConfig(
+        input="",
+        output="",
+        model=cfg.model,
+        n=cfg.samples,
+        max_new_tokens=cfg.max_new_tokens,
+        seed=cfg.seed,
+        progress=cfg.progress,
     )
+    g = stage(
+        "generate",
+        lambda: generate_run(replace(gen, input=str(out / "heldout-problems.jsonl"), output=str(out / "pool.jsonl"))),
+        lambda g: (
+            f"pool: {g['problems']} held-out problems x {cfg.samples}, accuracy {g['accuracy']:.1%}, "
+            f"pass@{cfg.samples} {g[f'pass@{cfg.samples}']:.1%}, {g['tokens']} tokens"
+        ),
+    )
+    stage(
+        "generate",
+        lambda: generate_run(
+            replace(
+                gen,
+                input=str(out / "label-problems.jsonl"),
+                n=cfg.label_samples,
+                output=str(out / "label-traces.jsonl"),
+            )
+        ),
+        lambda g: f"to label: {g['problems']} training problems x {cfg.label_samples}, accuracy {g['accuracy']:.1%}",
+    )
+    consensus = "gold" if cfg.label_method != "gold" else "none"
+    stage(
+        "label",
+        lambda: label_run(
+            LabelConfig(
+                input=str(out / "label-traces.jsonl"),
+                output=str(out / "labeled.jsonl"),
+                method=cfg.label_method,
+                k=cfg.label_k,
+                mode="hard",
+                consensus=consensus,
+                model=cfg.model,
+                seed=cfg.seed,
+                progress=cfg.progress,
+            )
+        ),
+        lambda s: (
+            f"{cfg.label_method}: {s['records']} traces, {s['rollouts_per_trace']:.1f} rollouts per trace, "
+            f"{s['with_error']:.0%} with an error"
+            + (f"; agrees with gold on {s['consensus']['retention']:.0%}" if "consensus" in s else "")
+        ),
+    )
+    train_records = read_records(out / "pairs.jsonl") + read_records(out / "labeled.jsonl")
+    write_records(train_records, out / "train.jsonl")
+    tcfg = TrainConfig(
+        train=str(out / "train.jsonl"),
+        output=str(out / "prm"),
+        base=cfg.model,
+        max_tokens=cfg.train_tokens,
+        epochs=10.0,
+        eval_every=0,
+        save_every=0,
+        seed=cfg.seed,
+        progress=cfg.progress,
+    )
+    stage(
+        "train",
+        lambda: train_run(tcfg),
+        lambda r: (
+            f"PRM on {len(train_records)} records ({2 * cfg.pairs} synthetic, "
+            f"{len(train_records) - 2 * cfg.pairs} labelled policy traces): {r['steps']} steps, {r['tokens']} tokens, "
+            f"{r['tokens_per_s']:.0f} tok/s"
+        ),
+    )
+    baselines = []
+    if cfg.outcome_baseline:
+        stage(
+            "train",
+            lambda: train_run(replace(tcfg, output=str(out / "orm"), last_step_only=True)),
+            lambda r: f"outcome-only baseline (last step's label), same data: {r['steps']} steps, {r['tokens']} tokens",
+        )
+        stage(
+            "score",
+            lambda: _score(out / "orm", out / "pool.jsonl", out / "pool.orm.jsonl"),
+            lambda n: f"{n} pool traces by the outcome model",
+        )
+        baselines.append(f"orm={out / 'pool.orm.jsonl'}")
+    if cfg.likelihood_baseline:
+        stage(
+            "score",
+            lambda: _likelihood(cfg.model, out / "pool.jsonl", out / "pool.loglik.jsonl"),
+            lambda n: f"{n} pool traces by the backbone's result likelihood (training-free)",
+        )
+        baselines.append(f"loglik={out / 'pool.loglik.jsonl'}")
+    bon = stage(
+        "bon",
+        lambda: bon_run(
+            BonConfig(
+                output=str(out / "bon"),
+                traces=str(out / "pool.jsonl"),
+                prm=str(out / "prm"),
+                baselines=tuple(baselines),
+                trials=cfg.trials,
+                seed=cfg.seed,
+                progress=cfg.progress,
+            )
+        ),
+        lambda b: f"{b['problems']} problems x {b['n_max']}, {b['trials']} draws per N",
+    )
+    search = None
+    if cfg.search_problems:
+        from prm.search import SearchConfig
+        from prm.search import run as search_run
 
-    width = max(len(r[0]) for r in rows)
-    print("\nprm demo: what each stage did")
-    for stage, what, secs in rows:
-        print(f"  {stage:<{width}}  {secs:6.2f} s  {what}")
-    print(f"\nfiles in {out}/")
+        search = stage(
+            "search",
+            lambda: search_run(
+                SearchConfig(
+                    problems=str(out / "heldout-problems.jsonl"),
+                    prm=str(out / "prm"),
+                    output=str(out / "search"),
+                    width=cfg.search_width,
+                    expand=cfg.search_expand,
+                    limit=cfg.search_problems,
+                    pool=str(out / "bon" / "pool.scored.jsonl"),
+                    policy=cfg.model,
+                    seed=cfg.seed,
+                    progress=cfg.progress,
+                )
+            ),
+            lambda s: (
+                f"beam {cfg.search_width}x{cfg.search_expand} on {s['problems']} problems: accuracy "
+                f"{s['accuracy']:.1%} at {s['tokens_per_problem']:.0f} tokens per problem"
+            ),
+        )
+    stage.print()
+    summary = demo_table(bon, search, g)
+    print(summary)
+    print(f"plot:   {out / 'bon' / 'bon.png'}\nreport: {out / 'bon' / 'report.html'}\nfiles:  {out}/")
+    with open(out / "demo.md", "w", encoding="utf-8") as f:
+        f.write(summary)
+    return {"bon": bon, "search": search, "generate": g}
+
+
+def _score(model: Path, traces: Path, output: Path) -> int:
+    from prm.score.prm_scorer import ScoreConfig
+    from prm.score.prm_scorer import run as score_run
+
+    score_run(ScoreConfig(model=str(model), input=str(traces), output=str(output), bf16=True))
+    return sum(1 for _ in open(output, encoding="utf-8"))
+
+
+def _likelihood(model: str, traces: Path, output: Path) -> int:
+    from prm.score.baseline import BaselineConfig
+    from prm.score.baseline import run as baseline_run
+
+    baseline_run(BaselineConfig(input=str(traces), output=str(output), model=model, progress=False))
+    return sum(1 for _ in open(output, encoding="utf-8"))
+
+
+def demo_table(bon: dict, search: dict | None, g: dict) -> str:
+    """The closing table: policy accuracy, then PRM best-of-N, majority and oracle (and baselines) at each N."""
+    sel = bon["selectors"]
+    cols = [c for c in ("prm-min", "prm-vote", "orm-last", "loglik-min", "majority", "oracle") if c in sel]
+    lines = [
+        f"\npolicy accuracy {100 * bon['policy_accuracy']:.1f}% ({g['problems']} held-out problems x {bon['n_max']} "
+        f"samples); accuracy in %, mean ± std over {bon['trials']} random draws of N from each pool",
+        "",
+        "| N | " + " | ".join(cols) + " |",
+        "|---:|" + "---:|" * len(cols),
+    ]
+    for i, n in enumerate(bon["ns"]):
+        lines.append(
+            f"| {n} | "
+            + " | ".join(f"{100 * sel[c]['mean'][i]:.1f} ± {100 * sel[c]['std'][i]:.1f}" for c in cols)
+            + " |"
+        )
+    if search:
+        b = search["bon_equal_tokens"]
+        lines += [
+            "",
+            f"beam search ({search['width']}x{search['expand']}, {search['problems']} problems): "
+            f"{100 * search['accuracy']:.1f}% at {search['tokens_per_problem']:.0f} tokens per problem; "
+            f"best-of-{b['n']} at {b['tokens_per_problem']:.0f} tokens: PRM {100 * b['prm-min']['mean']:.1f} "
+            f"± {100 * b['prm-min']['std']:.1f}, majority {100 * b['majority']['mean']:.1f}",
+        ]
+    return "\n".join(lines) + "\n"

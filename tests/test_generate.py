@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -135,6 +136,22 @@ def test_engine_stops_at_answer_line_with_continuous_batching(tiny_tok):
     assert out[0][0].tokens == n_answer  # not one token past the answer line
     assert sorted(done_order) == [0, 1, 2, 3]
     assert max(model.seen_batch_sizes) == 3  # never more rows than batch_size
+
+
+def test_engine_stop_at_line_writes_one_step(tiny_tok):
+    scripts = {
+        "Tom has 12 apples.": "\n12 + 5 = 17\nThe answer is 17.\n",  # a leading blank line is not a step
+        "Mia?": "The answer is 13.\nmore",  # an answer line stops as an answer
+        "Leah?": "3 * 4 = 12",  # ends with EOS inside its first line
+    }
+    model = ScriptedLM(tiny_tok, scripts, eos=True)
+    params = SamplingParams(max_new_tokens=30, temperature=0.0, batch_size=4, bf16=False, stop_at="line")
+    out = sample(model, tiny_tok, list(scripts), 1, params)
+    assert (out[0][0].text, out[0][0].stop) == ("\n12 + 5 = 17", "line")
+    assert (out[1][0].text, out[1][0].stop) == ("The answer is 13.", "answer")
+    assert (out[2][0].text, out[2][0].stop) == ("3 * 4 = 12", "eos")
+    with pytest.raises(ValueError, match="stop_at"):
+        sample(model, tiny_tok, ["Mia?"], 1, replace(params, stop_at="word"))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -45,29 +45,45 @@ def test_errors_exit_2_with_file_and_line(tmp_path, capsys):
     assert not (tmp_path / "x.jsonl").exists()
 
 
-def test_demo_writes_its_files(tmp_path, tiny_model_dir):
+def test_demo_writes_its_files(tmp_path, tiny_model_dir, capsys):
     out = tmp_path / "demo"
-    args = [
-        "--out_dir",
-        str(out),
-        "--train_n",
-        "60",
-        "--test_n",
-        "20",
-        "--model",
-        str(tiny_model_dir),
-        "--policy_problems",
-        "3",
-        "--samples",
-        "2",
-        "--max_new_tokens",
-        "8",
-    ]
+    sizes = {
+        "train_n": 60,
+        "test_n": 20,
+        "policy_problems": 3,
+        "samples": 4,
+        "max_new_tokens": 8,
+        "label_problems": 2,
+        "label_samples": 2,
+        "label_k": 2,
+        "pairs": 6,
+        "train_tokens": 600,
+        "trials": 5,
+        "search_problems": 2,
+        "search_width": 2,
+        "search_expand": 2,
+    }
+    args = ["--out_dir", str(out), "--model", str(tiny_model_dir), "--outcome_baseline", "true"]
+    args += [x for k, v in sizes.items() for x in (f"--{k}", str(v))]
     assert cli.main(["demo", *args]) == 0
     assert len(read_records(out / "problems-train.jsonl")) == 60
     assert len(read_records(out / "problems-test.jsonl")) == 20
     assert (out / "config.yaml").exists() and (out / "problems-test.trl.jsonl").exists()
-    assert len(read_records(out / "traces.jsonl")) == 6
+    assert len(read_records(out / "pool.jsonl")) == 3 * 4
+    labeled = read_records(out / "labeled.jsonl")
+    assert len(labeled) == 2 * 2 and all(r.meta["label"]["method"] == "binary" for r in labeled)
+    assert len(read_records(out / "train.jsonl")) == 2 * 6 + 4
+    for model in ("prm", "orm"):
+        assert (out / model / "prm_spec.json").exists()
+    bon = json.loads((out / "bon" / "bon.json").read_text())
+    assert bon["problems"] == 3 and bon["ns"] == [1, 2, 4]
+    assert {"prm-min", "orm-last", "loglik-min", "majority", "oracle"} <= set(bon["selectors"])
+    for f in ("bon.png", "bon.md", "report.html", "pool.scored.jsonl"):
+        assert (out / "bon" / f).stat().st_size > 0
+    search = json.loads((out / "search" / "search.json").read_text())
+    assert search["problems"] == 2 and search["bon_equal_tokens"]["n"] >= 1
+    printed = capsys.readouterr().out
+    assert "| N | prm-min |" in printed and str(out / "bon" / "report.html") in printed
 
 
 def test_console_entry_point_runs():

@@ -31,24 +31,40 @@ class SamplingParams:
     batch_size: int = 32  # sequences decoded together
     bf16: bool = True  # bf16 autocast (CPU or CUDA); weights stay as loaded
     seed: int = 0
+    stop_at: str = "answer"  # "answer": stop after the answer line | "line": stop after the first non-empty line
 
 
 @dataclass(frozen=True)
 class Sample:
     text: str  # the completion, cut after the answer line (no end-of-turn token)
     tokens: int  # tokens generated, the stopping token included
-    stop: str  # "answer" (answer line complete), "eos" (end of turn) or "length" (max_new_tokens)
+    stop: str  # "answer" (answer line complete), "line" (stop_at="line": a step line complete), "eos" (end of
+    # turn) or "length" (max_new_tokens)
 
 
 def answer_line_end(text: str) -> int | None:
     """Index just past the first complete line (newline-terminated) that states a final answer, else None.
 
     >>> answer_line_end("3 + 4 = 7\\nThe answer is 7.\\nExtra")
-    26
+    27
     """
     start = 0
     while (nl := text.find("\n", start)) != -1:
         if extract_answer(text[start:nl]) is not None:
+            return nl + 1
+        start = nl + 1
+    return None
+
+
+def first_line_end(text: str) -> int | None:
+    """Index just past the first newline that ends a non-empty line (leading blank lines are skipped), else None.
+
+    >>> first_line_end("\\n3 + 4 = 7\\nmore"), first_line_end("  \\n")
+    (11, None)
+    """
+    start = 0
+    while (nl := text.find("\n", start)) != -1:
+        if text[start:nl].strip():
             return nl + 1
         start = nl + 1
     return None
@@ -258,6 +274,9 @@ def sample(
     out: list[list[Sample | None]] = [[None] * n for _ in prompts]
     pending = [n] * len(prompts)
     stop_ids = _stop_ids(tokenizer)
+    if params.stop_at not in ("answer", "line"):
+        raise ValueError(f"stop_at must be 'answer' or 'line', got {params.stop_at!r}")
+    by_line = params.stop_at == "line"
     newline_ids = _newline_ids(tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     batch = _Batch(model, device)
@@ -284,6 +303,8 @@ def sample(
                 done = Sample(tokenizer.decode(toks[r][:-1], skip_special_tokens=True), len(toks[r]), "eos")
             elif t in newline_ids and (end := answer_line_end(text := tokenizer.decode(toks[r]))) is not None:
                 done = Sample(text[: end - 1], len(toks[r]), "answer")
+            elif t in newline_ids and by_line and (end := first_line_end(text)) is not None:
+                done = Sample(text[: end - 1], len(toks[r]), "line")
             elif len(toks[r]) >= params.max_new_tokens:
                 done = Sample(tokenizer.decode(toks[r], skip_special_tokens=True), len(toks[r]), "length")
             if done is None:

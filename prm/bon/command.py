@@ -1,0 +1,225 @@
+"""`prm bon`: best-of-N accuracy of every selector against N, with the reports.
+
+    prm bon --traces traces.jsonl --prm runs/prm --output runs/bon          # score the pool with a PRM, then select
+    prm bon --traces scored.jsonl --output runs/bon                          # a pool already scored (prm score)
+    prm bon --problems problems.jsonl --policy smollm2-135m --n_max 16 --prm runs/prm --output runs/bon
+
+The pool of a problem is every trace with its `meta.problem_id` (as `prm generate` writes them; with `--problems`,
+the policy samples `n_max` per problem first). Selectors: the PRM aggregates min, prod, last and mean, the
+PRM-weighted vote, majority vote, random (pass@1) and oracle (pass@N), plus min and last of each `--baselines`
+scorer (`name=scored.jsonl` of the same traces, e.g. an outcome model or `prm score-baseline`).
+
+Writes into `output`: bon.json (every figure), bon.md (the table), bon.png (accuracy against N, log2 axis),
+report.html (problems and candidates, steps coloured by PRM score), the scored pool, and config.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+from prm.answers import answers_equal, extract_answer
+from prm.bon.report import html_report, markdown_table, plot_curve
+from prm.bon.select import (
+    AGGREGATES,
+    Candidate,
+    accuracy_curve,
+    aggregate,
+    answer_key,
+    powers_of_two,
+    standard_selectors,
+)
+from prm.config import ConfigError, config, option, save_config
+from prm.fileio import atomic_write
+from prm.records import RecordError, StepRecord, iter_json_objects, read_records, write_records
+from prm.score import read_scores
+
+
+@config("bon")
+class BonConfig:
+    output: str = option(help="folder for bon.json, bon.md, bon.png, report.html and the scored pool")
+    traces: str | None = option(None, "the candidate pool: traces from prm generate (scored, or scored here by --prm)")
+    problems: str | None = option(None, "instead of --traces: problems the policy samples n_max solutions for")
+    policy: str = option("smollm2-135m", "with --problems: the policy (a folder, a hub id or smollm2-135m)")
+    prm: str | None = option(None, "a PRM folder (prm train) to score the pool with; null: the pool is scored")
+    baselines: tuple[str, ...] = option((), "other scorers of the same traces, as name=scored.jsonl")
+    n_max: int | None = option(None, "candidates per problem used (null: the smallest pool)")
+    trials: int = option(200, "random draws of N candidates per problem at each N")
+    seed: int = option(0, "seed of the draws (and of sampling, with --problems)")
+    mark: str = option("min", "the PRM aggregate whose choice report.html marks (min, prod, last or mean)")
+    html_problems: int = option(40, "problems shown in report.html")
+    batch_tokens: int = option(8192, "padded tokens per PRM forward pass")
+    bf16: bool = option(True, "bf16 autocast for sampling and scoring")
+    progress: bool = option(True, "progress bars on stderr")
+
+    def __post_init__(self):
+        if (self.traces is None) == (self.problems is None):
+            raise ValueError("give exactly one of traces and problems")
+        if self.trials < 1:
+            raise ValueError("trials must be >= 1")
+        if self.mark not in AGGREGATES:
+            raise ValueError(f"mark must be one of {', '.join(AGGREGATES)}")
+        for b in self.baselines:
+            if "=" not in b:
+                raise ValueError(f"a baseline is name=scored.jsonl, got {b!r}")
+
+
+def candidate(r: StepRecord, scores: list[float], extra: dict | None = None) -> Candidate:
+    """A trace as a candidate: the answer and correctness `prm generate` recorded (or, when absent, extracted from
+    the last step and compared with the gold answer)."""
+    pred = r.meta["prediction"] if "prediction" in r.meta else extract_answer(r.steps[-1])
+    correct = r.meta["correct"] if "correct" in r.meta else answers_equal(pred, r.answer)
+    return Candidate(answer_key(pred), bool(correct), tuple(scores), int(r.meta.get("tokens", 0)), extra or {})
+
+
+def read_scored(path: str | Path) -> dict[str, list[float]]:
+    """id -> scores of a scored file, each checked (RecordError names the file and line)."""
+    out = {}
+    for line, obj in iter_json_objects(path):
+        out[obj["id"]] = read_scores(obj, path=path, line=line)
+    return out
+
+
+def build_pools(
+    path: str | Path, baselines: dict[str, dict[str, list[float]]] | None = None
+) -> tuple[list[str], list[list[Candidate]], list[list[StepRecord]]]:
+    """(problem ids, candidate pools, their records) of a scored trace file, pools in file order."""
+    baselines = baselines or {}
+    pools: dict[str, list[Candidate]] = {}
+    records: dict[str, list[StepRecord]] = {}
+    for line, obj in iter_json_objects(path):
+        r = StepRecord.from_dict(obj, path=path, line=line)
+        pid = r.meta.get("problem_id")
+        if not isinstance(pid, str):
+            raise RecordError(path, line, "meta.problem_id", "missing: a trace needs the id of its problem")
+        extra = {}
+        for name, table in baselines.items():
+            if r.id not in table:
+                raise RecordError(path, line, "id", f"trace {r.id!r} is not scored by baseline {name!r}")
+            extra[name] = tuple(table[r.id])
+        pools.setdefault(pid, []).append(candidate(r, read_scores(obj, path=path, line=line), extra))
+        records.setdefault(pid, []).append(r)
+    ids = list(pools)
+    return ids, [pools[i] for i in ids], [records[i] for i in ids]
+
+
+def _score_pool(cfg: BonConfig, traces: str, out: Path) -> str:
+    from prm.score.prm_scorer import PRMScorer
+
+    scorer = PRMScorer.from_pretrained(cfg.prm, batch_tokens=cfg.batch_tokens, bf16=cfg.bf16)
+    records = read_records(traces)
+    from prm.score import attach_scores
+
+    scores = scorer.score_batch([(r.problem, r.steps) for r in records])
+    for r, s in zip(records, scores, strict=True):
+        attach_scores(r, s, f"prm:{Path(cfg.prm).name}")
+    path = out / "pool.scored.jsonl"
+    write_records(records, path)
+    return str(path)
+
+
+def run(cfg: BonConfig) -> dict:
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out)
+    t0 = time.perf_counter()
+    traces = cfg.traces
+    if cfg.problems is not None:
+        from prm.generate import GenerateConfig
+        from prm.generate import run as generate
+
+        if cfg.n_max is None:
+            raise ConfigError("with --problems, give --n_max (solutions sampled per problem)")
+        traces = str(out / "pool.jsonl")
+        generate(
+            GenerateConfig(
+                input=cfg.problems,
+                output=traces,
+                model=cfg.policy,
+                n=cfg.n_max,
+                seed=cfg.seed,
+                bf16=cfg.bf16,
+                progress=cfg.progress,
+            )
+        )
+    if cfg.prm is not None:
+        traces = _score_pool(cfg, traces, out)
+    baselines = {}
+    for spec in cfg.baselines:
+        name, path = spec.split("=", 1)
+        baselines[name] = read_scored(path)
+    ids, pools, records = build_pools(traces, baselines)
+    size = min(len(p) for p in pools)
+    n_max = cfg.n_max or size
+    if n_max > size:
+        raise ConfigError(f"n_max {n_max} is larger than the smallest pool ({size} traces) in {traces}")
+    pools = [p[:n_max] for p in pools]
+    records = [r[:n_max] for r in records]
+    selectors = standard_selectors(extra=list(baselines))
+    ns = powers_of_two(n_max)
+    curve = accuracy_curve(pools, ns, selectors, trials=cfg.trials, seed=cfg.seed)
+    policy_acc = sum(c.correct for p in pools for c in p) / sum(len(p) for p in pools)
+    tokens = [c.tokens for p in pools for c in p]
+    result = {
+        "problems": len(pools),
+        "n_max": n_max,
+        "trials": cfg.trials,
+        "ns": ns,
+        "policy_accuracy": policy_acc,
+        "mean_tokens_per_candidate": sum(tokens) / len(tokens),
+        "selectors": curve,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    table = markdown_table(ns, curve)
+    with atomic_write(out / "bon.json") as f:
+        json.dump(result, f, indent=2)
+    with atomic_write(out / "bon.md") as f:
+        f.write(
+            f"Best-of-N accuracy (%), mean ± std over {cfg.trials} draws, {len(pools)} problems; "
+            f"policy accuracy {100 * policy_acc:.1f}%\n\n{table}"
+        )
+    title = f"Best-of-N on {len(pools)} problems (pool {n_max})"
+    plot_curve(ns, curve, out / "bon.png", title)
+    html_report(
+        out / "report.html",
+        title=title,
+        summary=f"Policy accuracy {100 * policy_acc:.1f}%. Marked: the choice of prm-{cfg.mark} among all "
+        f"{n_max} candidates. Accuracy in %, mean ± std over {cfg.trials} random draws of N candidates.",
+        table_md=table,
+        plot=out / "bon.png",
+        problems=_html_problems(pools, records, cfg.mark, cfg.html_problems),
+    )
+    print(f"prm bon: {len(pools)} problems x {n_max} candidates, {cfg.trials} trials -> {out}/")
+    print(table, end="")
+    return result
+
+
+def _html_problems(pools, records, how: str, limit: int) -> list[dict]:
+    """What report.html shows: per problem its candidates ordered by the marked PRM aggregate."""
+    shown = []
+    for pool, recs in list(zip(pools, records, strict=True))[:limit]:
+        values = [aggregate(c.scores, how) for c in pool]
+        best = max(range(len(pool)), key=values.__getitem__)
+        votes = Counter(c.answer for c in pool if c.answer is not None)
+        order = sorted(range(len(pool)), key=lambda i: -values[i])
+        shown.append(
+            {
+                "problem": recs[0].problem,
+                "answer": recs[0].answer,
+                "majority": votes.most_common(1)[0][0] if votes else None,
+                "candidates": [
+                    {
+                        "steps": recs[i].steps,
+                        "scores": list(pool[i].scores),
+                        "score": values[i],
+                        "answer": pool[i].answer,
+                        "correct": pool[i].correct,
+                        "selected": i == best,
+                    }
+                    for i in order
+                ],
+            }
+        )
+    return shown

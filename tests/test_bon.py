@@ -1,0 +1,285 @@
+"""Best-of-N: selectors and the draw protocol (pure), the reports (HTML parsed, rendered where Chromium is), and
+`prm bon` on a scored file written here."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+
+from prm import cli
+from prm.bon.report import html_report, markdown_table
+from prm.bon.select import (
+    Candidate,
+    accuracy_curve,
+    aggregate,
+    answer_key,
+    majority,
+    oracle,
+    powers_of_two,
+    random_pick,
+    select_by_score,
+    standard_selectors,
+    weighted_vote,
+)
+from prm.records import StepRecord, write_records
+
+
+def C(answer, correct, *scores, **extra):  # noqa: N802 - a short constructor for readable pools
+    return Candidate(answer, correct, tuple(scores), 10, {k: tuple(v) for k, v in extra.items()})
+
+
+def test_aggregates():
+    s = [0.9, 0.5, 0.8]
+    assert aggregate(s, "min") == 0.5 and aggregate(s, "last") == 0.8
+    assert aggregate(s, "mean") == pytest.approx(2.2 / 3)
+    assert aggregate(s, "prod") == pytest.approx(math.log(0.9 * 0.5 * 0.8))
+    assert aggregate([-1.0, -2.0], "prod") == -3.0  # log-scores add
+    with pytest.raises(ValueError, match="unknown aggregate"):
+        aggregate(s, "max")
+    with pytest.raises(ValueError):
+        aggregate([], "min")
+
+
+def test_answer_key_groups_equal_numbers():
+    assert answer_key("7") == answer_key("7.0") == answer_key("14/2") == answer_key("$7")
+    assert answer_key("3/4") == "3/4" and answer_key("") is None and answer_key(None) is None
+
+
+def test_selectors_pick_and_share_ties():
+    pool = [C("7", True, 0.9, 0.8), C("6", False, 0.95, 0.2), C("6", False, 0.3, 0.9)]
+    assert select_by_score(pool, "min") == 1.0  # min: 0.8 beats 0.2 and 0.3
+    assert select_by_score(pool, "last") == 0.0  # last: 0.9 (the wrong third) wins
+    assert majority(pool) == 0.0  # "6" twice
+    assert weighted_vote(pool, "min") == 1.0  # 0.8 for "7" against 0.2 + 0.3 for "6"
+    assert random_pick(pool) == pytest.approx(1 / 3) and oracle(pool) == 1.0
+    tie = [C("7", True, 0.5), C("6", False, 0.5)]
+    assert select_by_score(tie, "min") == 0.5 and majority(tie) == 0.5  # a tie is a coin flip, never a win
+    assert majority([C(None, False, 0.9), C(None, False, 0.1)]) == 0.0  # no answers, no vote
+
+
+def test_extra_scorers_become_selectors():
+    pool = [C("7", True, 0.1, orm=[0.9]), C("6", False, 0.8, orm=[0.2])]
+    sel = standard_selectors(extra=["orm"])
+    assert {"prm-min", "prm-prod", "prm-last", "prm-mean", "prm-vote", "orm-min", "orm-last"} <= set(sel)
+    assert sel["orm-last"](pool) == 1.0 and sel["prm-min"](pool) == 0.0
+
+
+def test_powers_of_two():
+    assert powers_of_two(1) == [1] and powers_of_two(16) == [1, 2, 4, 8, 16] and powers_of_two(6) == [1, 2, 4, 6]
+
+
+def test_accuracy_curve_protocol():
+    # Problem A: one correct candidate of four, and the PRM ranks it first; problem B: none correct.
+    a = [C("1", True, 0.9), C("2", False, 0.1), C("3", False, 0.2), C("2", False, 0.3)]
+    b = [C("5", False, 0.5)] * 4
+    sel = standard_selectors()
+    curve = accuracy_curve([a, b], [1, 2, 4], sel, trials=400, seed=1)
+    # At N = 1 every selector is pass@1 = (1/4 + 0) / 2; at N = 4 the PRM finds A's answer, majority does not.
+    for name in sel:
+        assert curve[name]["mean"][0] == pytest.approx(0.125, abs=0.03)
+    assert curve["prm-min"]["mean"][2] == 0.5 and curve["prm-min"]["std"][2] == 0.0
+    assert curve["majority"]["mean"][2] == 0.0 and curve["oracle"]["mean"][2] == 0.5
+    # N = 2: P(A's correct one is drawn) = 1/2, then the PRM takes it -> 0.25 on average, with spread over draws.
+    assert curve["prm-min"]["mean"][1] == pytest.approx(0.25, abs=0.04) and curve["prm-min"]["std"][1] > 0
+    assert curve["random"]["mean"][2] == pytest.approx(0.125)
+    again = accuracy_curve([a, b], [1, 2, 4], sel, trials=400, seed=1)
+    assert again == curve  # seeded
+    with pytest.raises(ValueError, match="every N"):
+        accuracy_curve([a, b], [8], sel)
+
+
+def test_markdown_table():
+    curve = {"prm-min": {"mean": [0.1, 0.25], "std": [0.01, 0.0]}, "oracle": {"mean": [0.1, 0.5], "std": [0, 0]}}
+    table = markdown_table([1, 2], curve)
+    assert table.splitlines()[0] == "| N | prm-min | oracle |"
+    assert "| 2 | 25.0 ± 0.0 | 50.0 ± 0.0 |" in table
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sections = 0
+        self.steps: list[str] = []
+        self.selected = 0
+        self.external: list[str] = []
+        self.scripts = 0
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        cls = a.get("class", "") or ""
+        self.sections += tag == "section"
+        self.selected += "selected" in cls.split() and tag == "div"
+        self.scripts += tag == "script"
+        if tag == "div" and "step" in cls.split():
+            self.steps.append(a.get("style", ""))
+        for key in ("src", "href"):
+            if key in a and not (a[key] or "").startswith(("data:", "#")):
+                self.external.append(a[key])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _problems():
+    return [
+        {
+            "problem": "Tom has 3 <apples> & 4 pears.",
+            "answer": "7",
+            "majority": "6",
+            "candidates": [
+                {
+                    "steps": ["3 + 4 = 7", "The answer is 7."],
+                    "scores": [0.9, 0.8],
+                    "score": 0.8,
+                    "answer": "7",
+                    "correct": True,
+                    "selected": True,
+                },
+                {
+                    "steps": ["3 + 3 = 6", "The answer is 6."],
+                    "scores": [0.1, 0.7],
+                    "score": 0.1,
+                    "answer": "6",
+                    "correct": False,
+                    "selected": False,
+                },
+            ],
+        },
+        {
+            "problem": "Two?",
+            "answer": "2",
+            "majority": None,
+            "candidates": [
+                {
+                    "steps": ["The answer is 2."],
+                    "scores": [0.5],
+                    "score": 0.5,
+                    "answer": "2",
+                    "correct": True,
+                    "selected": True,
+                }
+            ],
+        },
+    ]
+
+
+def test_html_report_is_self_contained_and_coloured(tmp_path):
+    plot = tmp_path / "p.png"
+    plot.write_bytes(b"\x89PNG fake")
+    page = tmp_path / "r.html"
+    html_report(
+        page,
+        title="T",
+        summary="S",
+        table_md="| N | a |\n|---:|---:|\n| 1 | 5.0 ± 0.0 |\n",
+        plot=plot,
+        problems=_problems(),
+    )
+    p = _Page()
+    p.feed(page.read_text())
+    assert p.sections == 2 and p.selected == 2 and p.scripts == 0 and p.external == []
+    assert len(p.steps) == 5
+    assert p.steps[0] == "background:hsl(108, 70%, 85%)" and p.steps[2] == "background:hsl(12, 70%, 85%)"
+    text = "".join(p.text)
+    assert "Tom has 3 <apples> & 4 pears." in text  # escaped in the file, intact once parsed
+    assert "<apples>" not in page.read_text()
+    assert "data:image/png;base64," in page.read_text()
+
+
+@pytest.mark.skipif(
+    not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")), reason="no Chromium here"
+)
+def test_html_report_renders_in_chromium(tmp_path):
+    browser = next(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b))
+    page = tmp_path / "r.html"
+    html_report(
+        page, title="T", summary="S", table_md="| N | a |\n|---:|---:|\n| 1 | 1 |\n", plot=None, problems=_problems()
+    )
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={shot}",
+            "--window-size=1000,800",
+            page.as_uri(),
+        ],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    assert shot.read_bytes()[:4] == b"\x89PNG"
+
+
+def _pool(tmp_path, n_problems=3, n=4):
+    records = []
+    for p in range(n_problems):
+        for k in range(n):
+            correct = k == 0
+            records.append(
+                StepRecord(
+                    id=f"p{p}/{k}",
+                    problem=f"Problem {p}",
+                    steps=["2 + 2 = 4", f"The answer is {4 if correct else k}."],
+                    answer="4",
+                    source="generate",
+                    meta={
+                        "problem_id": f"p{p}",
+                        "prediction": "4" if correct else str(k),
+                        "correct": correct,
+                        "tokens": 12,
+                        "scores": [0.9, 0.9 if correct else 0.2],
+                        "scorer": "test",
+                    },
+                )
+            )
+    path = tmp_path / "pool.jsonl"
+    write_records(records, path)
+    return path, records
+
+
+def test_bon_command_writes_reports(tmp_path, capsys):
+    path, records = _pool(tmp_path)
+    other = tmp_path / "other.jsonl"
+    for r in records:
+        r.meta["scores"] = [0.5, 0.1 if r.meta["correct"] else 0.6]
+    write_records(records, other)
+    out = tmp_path / "bon"
+    assert (
+        cli.main(["bon", "--traces", str(path), "--baselines", f"orm={other}", "--output", str(out), "--trials", "20"])
+        == 0
+    )
+    res = json.loads((out / "bon.json").read_text())
+    assert res["ns"] == [1, 2, 4] and res["problems"] == 3 and res["policy_accuracy"] == 0.25
+    assert res["selectors"]["prm-last"]["mean"][-1] == 1.0  # the PRM always ranks the right one first
+    assert res["selectors"]["orm-last"]["mean"][-1] == 0.0  # the baseline ranks it last
+    assert res["selectors"]["oracle"]["mean"][-1] == 1.0
+    for f in ("bon.md", "bon.png", "report.html", "config.yaml"):
+        assert (out / f).stat().st_size > 0
+    assert "| N | prm-min |" in capsys.readouterr().out
+
+
+def test_bon_command_errors_name_file_and_line(tmp_path, capsys):
+    path, records = _pool(tmp_path, 1, 2)
+    del records[1].meta["problem_id"]
+    write_records(records, path)
+    assert cli.main(["bon", "--traces", str(path), "--output", str(tmp_path / "o")]) == 2
+    assert f"{path}:2: field 'meta.problem_id'" in capsys.readouterr().err
+    records[1].meta["problem_id"] = "p0"
+    del records[0].meta["scores"]
+    write_records(records, path)
+    assert cli.main(["bon", "--traces", str(path), "--output", str(tmp_path / "o")]) == 2
+    assert f"{path}:1: field 'meta.scores'" in capsys.readouterr().err
+    assert cli.main(["bon", "--output", str(tmp_path / "o")]) == 2  # neither traces nor problems
+    assert "give exactly one of traces and problems" in capsys.readouterr().err
+    path, _ = _pool(tmp_path, 1, 2)
+    assert cli.main(["bon", "--traces", str(path), "--n_max", "5", "--output", str(tmp_path / "o")]) == 2
+    assert "smallest pool" in capsys.readouterr().err
