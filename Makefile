@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow demo bench lint format samples clean
+.PHONY: setup test test-slow demo demo-quick bench lint format samples clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,9 @@ test-slow: setup
 
 demo: setup
 	$(PY) -m prm demo --config configs/demo.yaml
+
+demo-quick: setup
+	$(PY) -m prm demo --config configs/demo-quick.yaml
 
 bench: setup
 	$(PY) -m prm bench --config configs/bench.yaml

@@ -170,6 +170,14 @@ def run(cfg: DemoConfig) -> dict:
             f"pass@{cfg.samples} {g[f'pass@{cfg.samples}']:.1%}, {g['tokens']} tokens"
         ),
     )
+    g["gold"] = stage(
+        "gold check",
+        lambda: gold_check(out / "pool.jsonl", out / "pool.gold.jsonl"),
+        lambda d: (
+            f"of {d['answer_right']} pool samples with the right answer, {d['steps_right']} have every step right "
+            f"by the exact gold labeler ({d['problems_steps_right']} problems have such a sample)"
+        ),
+    )
     stage(
         "generate",
         lambda: generate_run(
@@ -296,6 +304,23 @@ def run(cfg: DemoConfig) -> dict:
     return {"bon": bon, "search": search, "generate": g}
 
 
+def gold_check(pool: Path, output: Path) -> dict:
+    """How many right answers come with right steps: the exact `gold` labeler on the pool (no model, instant).
+    A PRM can only prefer a right answer whose steps it can judge right; a right answer reached through wrong
+    steps (a lucky guess) is, correctly, what a PRM rejects."""
+    from prm.label import LabelConfig
+    from prm.label import run as label_run
+
+    label_run(LabelConfig(input=str(pool), output=str(output), method="gold", progress=False))
+    right = [r for r in read_records(output) if r.meta["correct"]]
+    clean = [r for r in right if all(x is not False for x in r.labels)]
+    return {
+        "answer_right": len(right),
+        "steps_right": len(clean),
+        "problems_steps_right": len({r.meta["problem_id"] for r in clean}),
+    }
+
+
 def _score(model: Path, traces: Path, output: Path) -> int:
     from prm.score.prm_scorer import ScoreConfig
     from prm.score.prm_scorer import run as score_run
@@ -315,10 +340,12 @@ def _likelihood(model: str, traces: Path, output: Path) -> int:
 def demo_table(bon: dict, search: dict | None, g: dict) -> str:
     """The closing table: policy accuracy, then PRM best-of-N, majority and oracle (and baselines) at each N."""
     sel = bon["selectors"]
-    cols = [c for c in ("prm-min", "prm-vote", "orm-last", "loglik-min", "majority", "oracle") if c in sel]
+    cols = [c for c in ("prm-min", "prm-last", "prm-vote", "orm-last", "loglik-min", "majority", "oracle") if c in sel]
     lines = [
         f"\npolicy accuracy {100 * bon['policy_accuracy']:.1f}% ({g['problems']} held-out problems x {bon['n_max']} "
         f"samples); accuracy in %, mean ± std over {bon['trials']} random draws of N from each pool",
+        f"samples with the right answer: {g['gold']['answer_right']}, of which every step is right by the gold "
+        f"labeler: {g['gold']['steps_right']}",
         "",
         "| N | " + " | ".join(cols) + " |",
         "|---:|" + "---:|" * len(cols),

@@ -70,6 +70,7 @@ def test_demo_writes_its_files(tmp_path, tiny_model_dir, capsys):
     assert len(read_records(out / "problems-test.jsonl")) == 20
     assert (out / "config.yaml").exists() and (out / "problems-test.trl.jsonl").exists()
     assert len(read_records(out / "pool.jsonl")) == 3 * 4
+    assert all(r.meta["label"]["method"] == "gold" for r in read_records(out / "pool.gold.jsonl"))
     labeled = read_records(out / "labeled.jsonl")
     assert len(labeled) == 2 * 2 and all(r.meta["label"]["method"] == "binary" for r in labeled)
     assert len(read_records(out / "train.jsonl")) == 2 * 6 + 4
@@ -84,6 +85,8 @@ def test_demo_writes_its_files(tmp_path, tiny_model_dir, capsys):
     assert search["problems"] == 2 and search["bon_equal_tokens"]["n"] >= 1
     printed = capsys.readouterr().out
     assert "| N | prm-min |" in printed and str(out / "bon" / "report.html") in printed
+    assert "every step is right by the gold labeler" in printed
+    assert (out / "demo.md").read_text() in printed
 
 
 def test_console_entry_point_runs():

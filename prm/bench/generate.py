@@ -89,7 +89,7 @@ def run(cfg) -> list[dict]:
     rows.append(row(f"policy pass@{n}", 100 * s[f"pass@{n}"], "%"))
 
     # Reference: transformers' generate on a few of the same prompts, a fixed batch of n rows per prompt.
-    model, tok = load("smollm2-135m")
+    model, tok = load("smollm2-135m", dtype="bfloat16")  # as prm generate loads it: the same weights
 
     with tempfile.TemporaryDirectory() as tmp:
         problems = Path(tmp) / "p.jsonl"

@@ -44,7 +44,7 @@ class BonConfig:
     problems: str | None = option(None, "instead of --traces: problems the policy samples n_max solutions for")
     policy: str = option("smollm2-135m", "with --problems: the policy (a folder, a hub id or smollm2-135m)")
     prm: str | None = option(None, "a PRM folder (prm train) to score the pool with; null: the pool is scored")
-    baselines: tuple[str, ...] = option((), "other scorers of the same traces, as name=scored.jsonl")
+    baselines: tuple[str, ...] = option((), "other scorers of the same traces: name=scored.jsonl,name2=other.jsonl")
     n_max: int | None = option(None, "candidates per problem used (null: the smallest pool)")
     trials: int = option(200, "random draws of N candidates per problem at each N")
     seed: int = option(0, "seed of the draws (and of sampling, with --problems)")

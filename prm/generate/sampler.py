@@ -29,7 +29,7 @@ class SamplingParams:
     temperature: float = 0.8  # 0 = greedy
     top_p: float = 1.0
     batch_size: int = 32  # sequences decoded together
-    bf16: bool = True  # bf16 autocast (CPU or CUDA); weights stay as loaded
+    bf16: bool = True  # bf16 autocast (CPU or CUDA); load the weights with `weights_dtype(True)` too
     seed: int = 0
     stop_at: str = "answer"  # "answer": stop after the answer line | "line": stop after the first non-empty line
 
@@ -40,6 +40,13 @@ class Sample:
     tokens: int  # tokens generated, the stopping token included
     stop: str  # "answer" (answer line complete), "line" (stop_at="line": a step line complete), "eos" (end of
     # turn) or "length" (max_new_tokens)
+
+
+def weights_dtype(bf16: bool) -> str:
+    """The dtype to load a policy's weights in. With bf16, weights stored in bf16 run about 1.4x faster on this CPU
+    than fp32 weights under autocast (which casts every weight matrix again at every decode step); the matmuls see
+    the same bf16 operands either way, only norms and residual adds lose their fp32 copy."""
+    return "bfloat16" if bf16 else "float32"
 
 
 def answer_line_end(text: str) -> int | None:

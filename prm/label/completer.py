@@ -81,10 +81,10 @@ def make_completer(cfg, traces=()) -> Completer:
     if spec == "model":
         import torch
 
-        from prm.generate.sampler import SamplingParams
+        from prm.generate.sampler import SamplingParams, weights_dtype
         from prm.models import load
 
-        lm, tok = load(cfg.model)
+        lm, tok = load(cfg.model, dtype=weights_dtype(cfg.bf16))
         device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, cfg.bf16, cfg.seed)
         return ModelCompleter(lm.to(device), tok, params, cfg.shots, cfg.system)

@@ -26,7 +26,7 @@ HELP = {
     "temperature": "sampling temperature of rollouts; 0 = greedy (then k > 1 repeats the same rollout)",
     "top_p": "nucleus sampling mass (1 = off)",
     "seed": "seed; a rollout depends only on (seed, trace id, prefix length, rollout index), never on the batch",
-    "bf16": "bf16 autocast for the completer model (weights stay as loaded)",
+    "bf16": "bf16 weights and autocast for the completer model (fp32 otherwise)",
     "system": "system message of the completer's prompt (null for none); keep it as in prm generate",
     "shots": "worked examples shown before the problem (problem, solution); keep them as in prm generate",
 }

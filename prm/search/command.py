@@ -83,7 +83,7 @@ def bon_at_tokens(pool_path: str, problem_ids: list[str], tokens_per_problem: fl
 def run(cfg: SearchConfig) -> dict:
     import sys
 
-    from prm.generate.sampler import SamplingParams
+    from prm.generate.sampler import SamplingParams, weights_dtype
     from prm.models import load
     from prm.score.prm_scorer import PRMScorer
     from prm.search.beam import model_sampler, prm_scorer_fn, search
@@ -96,7 +96,7 @@ def run(cfg: SearchConfig) -> dict:
         if p.answer is None:
             raise ConfigError(f"{cfg.problems}: problem '{p.id}' has no gold answer")
     t0 = time.perf_counter()
-    model, tok = load(cfg.policy)
+    model, tok = load(cfg.policy, dtype=weights_dtype(cfg.bf16))
     scorer = PRMScorer.from_pretrained(cfg.prm, bf16=cfg.bf16)
     params = SamplingParams(cfg.max_step_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, cfg.bf16, cfg.seed)
     texts = [p.problem for p in problems]
