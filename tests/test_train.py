@@ -219,3 +219,68 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, tiny_model_dir
     a, b = last(full), last(killed)
     assert a["step"] == b["step"] == 16
     assert b["loss"] == pytest.approx(a["loss"], rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one(tmp_path, tiny_model_dir):
+    """`accelerate launch --num_processes 2` on the CPU (gloo): both processes run the same number of steps, the
+    main one writes a loadable checkpoint, and the token budget counts both processes' tokens."""
+    import shutil
+
+    launcher = shutil.which("accelerate", path=os.path.dirname(sys.executable))
+    assert launcher, "accelerate's launcher is installed with the project"
+    train, val = _data(tmp_path)
+    out = tmp_path / "ddp"
+    cmd = [
+        launcher,
+        "launch",
+        "--cpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "prm",
+        "train",
+        "--train",
+        str(train),
+        "--val",
+        str(val),
+        "--output",
+        str(out),
+        "--base",
+        str(tiny_model_dir),
+        "--max_tokens",
+        "6000",
+        "--epochs",
+        "10",
+        "--batch_tokens",
+        "512",
+        "--eval_every",
+        "0",
+        "--log_every",
+        "1",
+        "--save_every",
+        "0",
+        "--bf16",
+        "false",
+        "--progress",
+        "false",
+        "--lora_r",
+        "4",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((out / "train_report.json").read_text())
+    assert report["processes"] == 2 and report["tokens"] >= 6000 and report["steps"] >= 2
+    logged = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines() if '"lr"' in x]
+    assert [r["step"] for r in logged] == list(range(1, report["steps"] + 1))  # one log, from the main process
+    from prm.score.prm_scorer import PRMScorer
+
+    scores = PRMScorer.from_pretrained(out).score("Tom has 3 apples.", ["3 + 4 = 7", "The answer is 7."])
+    assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)

@@ -58,9 +58,16 @@ def make_items(records: list[StepRecord], tok, tag_id: int, cfg: TrainConfig) ->
     return items, {"records": len(records), "used": len(items), "no_signal": empty, "truncated_steps": dropped_steps}
 
 
-def epoch_batches(items: list[Item], cfg: TrainConfig, epoch: int) -> list[list[int]]:
+def epoch_batches(
+    items: list[Item], cfg: TrainConfig, epoch: int, processes: int = 1, rank: int = 0
+) -> list[list[int]]:
+    """This process's micro-batches of an epoch, in a seeded order. With several processes each takes every
+    `processes`-th batch and the remainder (at most processes - 1 batches) is left out, so that every process runs
+    the same number of steps: a process that ran out early would leave the others waiting in their all-reduce."""
     batches = length_batches([len(it.enc.input_ids) for it in items], cfg.batch_tokens)
     random.Random(cfg.seed * 1000 + epoch).shuffle(batches)
+    if processes > 1:
+        batches = batches[: len(batches) // processes * processes][rank::processes]
     return batches
 
 
@@ -139,7 +146,9 @@ def run(cfg: TrainConfig) -> dict:
     opt = torch.optim.AdamW(
         [{"params": ps, "lr": lrs[g]} for g, ps in groups.items() if ps], weight_decay=cfg.weight_decay
     )
-    per_epoch = math.ceil(len(epoch_batches(items, cfg, 0)) / acc.num_processes)
+    per_epoch = len(epoch_batches(items, cfg, 0, acc.num_processes, acc.process_index))
+    if per_epoch == 0:
+        raise ValueError(f"{cfg.train}: fewer micro-batches than processes ({acc.num_processes}); lower batch_tokens")
     total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum))
     sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup * total), total)
     model, opt, sched = acc.prepare(prm, opt, sched)
@@ -159,7 +168,7 @@ def run(cfg: TrainConfig) -> dict:
     stop = step >= total or (cfg.max_tokens is not None and tokens_seen >= cfg.max_tokens)
     epoch = micro // max(per_epoch, 1)
     while not stop:
-        order = epoch_batches(items, cfg, epoch)[acc.process_index :: acc.num_processes]
+        order = epoch_batches(items, cfg, epoch, acc.num_processes, acc.process_index)
         for b in order[micro - epoch * per_epoch :]:
             with acc.accumulate(model):
                 loss, ntok = batch_loss(model, [items[i] for i in b], cfg, tok.pad_token_id, acc.device)
@@ -168,7 +177,9 @@ def run(cfg: TrainConfig) -> dict:
                 sched.step()
                 opt.zero_grad()
             micro += 1
-            tokens_seen += ntok * acc.num_processes
+            if acc.num_processes > 1:  # every process must count the same tokens, or they stop at different steps
+                ntok = int(acc.reduce(torch.tensor([ntok], device=acc.device), reduction="sum").item())
+            tokens_seen += ntok
             losses.append(loss.item())
             if not acc.sync_gradients:
                 continue
@@ -201,6 +212,7 @@ def run(cfg: TrainConfig) -> dict:
     log.close()
     report = {
         "data": counts,
+        "processes": acc.num_processes,
         "steps": step,
         "tokens": tokens_seen,
         "seconds": round(secs, 1),
