@@ -234,7 +234,7 @@ def test_two_processes_train_like_one(tmp_path, tiny_model_dir):
     cmd = [
         launcher,
         "launch",
-        "--cpu",
+        "--multi_gpu",
         "--num_processes",
         "2",
         "--num_machines",
@@ -273,9 +273,12 @@ def test_two_processes_train_like_one(tmp_path, tiny_model_dir):
         "--lora_r",
         "4",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # --cpu alone starts one process (accelerate runs several CPU processes only under MPI); torchrun's launcher
+    # (--multi_gpu) with ACCELERATE_USE_CPU starts two that meet over gloo.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("prm train:") == 1  # the closing line comes from the main process only
     report = json.loads((out / "train_report.json").read_text())
     assert report["processes"] == 2 and report["tokens"] >= 6000 and report["steps"] >= 2
     logged = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines() if '"lr"' in x]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -156,10 +157,13 @@ def run(cfg: TrainConfig) -> dict:
     step, micro, tokens_seen, losses, last_loss = 0, 0, 0, [], None
     if cfg.resume and (out_dir / "checkpoint" / "train_state.json").exists():
         step, micro, tokens_seen = load_state(out_dir / "checkpoint", prm, opt, sched)
-    save_config(cfg, out_dir)
+    # One writer of the logs and config: the main process (the others would interleave their lines).
+    main = acc.is_main_process
+    if main:
+        save_config(cfg, out_dir)
     log_path = out_dir / "log.jsonl"
-    log = open(log_path, "a" if cfg.resume else "w", encoding="utf-8")
-    tb = _tensorboard(out_dir / "tb")
+    log = open(log_path if main else os.devnull, "a" if cfg.resume else "w", encoding="utf-8")
+    tb = _tensorboard(out_dir / "tb") if main else None
     bar = tqdm(
         total=total, initial=step, disable=not cfg.progress or not acc.is_main_process, desc="train", mininterval=2.0
     )
@@ -224,10 +228,11 @@ def run(cfg: TrainConfig) -> dict:
         save_config(cfg, out_dir)
         with atomic_write(out_dir / "train_report.json") as f:
             json.dump(report, f, indent=2)
-    print(
-        f"prm train: {step} steps, {tokens_seen} tokens in {secs:.0f} s ({report['tokens_per_s']:.0f} tok/s); "
-        f"final {json.dumps({k: round(v, 4) for k, v in final.items() if isinstance(v, float)})} -> {out_dir}"
-    )
+    if acc.is_main_process:
+        print(
+            f"prm train: {step} steps, {tokens_seen} tokens in {secs:.0f} s ({report['tokens_per_s']:.0f} tok/s); "
+            f"final {json.dumps({k: round(v, 4) for k, v in final.items() if isinstance(v, float)})} -> {out_dir}"
+        )
     return report
 
 
