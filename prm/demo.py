@@ -262,6 +262,7 @@ def run(cfg: DemoConfig) -> dict:
                 traces=str(out / "pool.jsonl"),
                 prm=str(out / "prm"),
                 baselines=tuple(baselines),
+                labels=str(out / "pool.gold.jsonl"),
                 trials=cfg.trials,
                 seed=cfg.seed,
                 progress=cfg.progress,
@@ -356,6 +357,15 @@ def demo_table(bon: dict, search: dict | None, g: dict) -> str:
             + " | ".join(f"{100 * sel[c]['mean'][i]:.1f} ± {100 * sel[c]['std'][i]:.1f}" for c in cols)
             + " |"
         )
+    if "ranking" in bon:
+        rk = bon["ranking"]
+        auc = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
+        lines += [
+            "",
+            f"ranking all {rk['solutions']} pool samples by the PRM's min: AUROC {auc(rk['steps_right']['auroc']['min'])} "
+            f"for the {rk['steps_right']['count']} with every step right (gold labeler), "
+            f"{auc(rk['answer_right']['auroc']['min'])} for the {rk['answer_right']['count']} with the right answer",
+        ]
     if search:
         b = search["bon_equal_tokens"]
         lines += [

@@ -233,6 +233,7 @@ def _pool(tmp_path, n_problems=3, n=4):
                     source="generate",
                     meta={
                         "problem_id": f"p{p}",
+                        "sample": k,
                         "prediction": "4" if correct else str(k),
                         "correct": correct,
                         "tokens": 12,
@@ -265,6 +266,22 @@ def test_bon_command_writes_reports(tmp_path, capsys):
     for f in ("bon.md", "bon.png", "report.html", "config.yaml"):
         assert (out / f).stat().st_size > 0
     assert "| N | prm-min |" in capsys.readouterr().out
+
+
+def test_bon_ranking_against_step_labels(tmp_path, capsys):
+    path, records = _pool(tmp_path, 2, 4)
+    for r in records:  # steps right only in sample 1 (a wrong answer): the PRM ranks it low
+        r.labels = [True, True] if r.meta["sample"] == 1 else [True, False]
+    labels = tmp_path / "labels.jsonl"
+    write_records(records, labels)
+    out = tmp_path / "bon"
+    assert cli.main(["bon", "--traces", str(path), "--labels", str(labels), "--output", str(out), "--trials", "5"]) == 0
+    rk = json.loads((out / "bon.json").read_text())["ranking"]
+    assert rk["solutions"] == 8 and rk["steps_right"]["count"] == 2 and rk["answer_right"]["count"] == 2
+    assert rk["answer_right"]["auroc"]["min"] == 1.0  # the right answers score 0.9, the rest 0.2
+    # each step-right solution (min 0.2) ties with the 4 other 0.2s and loses to the two 0.9s: (4 x 1/2) / 6
+    assert rk["steps_right"]["auroc"]["min"] == pytest.approx(1 / 3)
+    assert "for the 2 with every step right" in capsys.readouterr().out
 
 
 def test_bon_command_errors_name_file_and_line(tmp_path, capsys):

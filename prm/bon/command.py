@@ -48,6 +48,9 @@ class BonConfig:
     n_max: int | None = option(None, "candidates per problem used (null: the smallest pool)")
     trials: int = option(200, "random draws of N candidates per problem at each N")
     seed: int = option(0, "seed of the draws (and of sampling, with --problems)")
+    labels: str | None = option(
+        None, "step labels of the same traces (e.g. prm label --method gold): also rank solutions with every step right"
+    )
     mark: str = option("min", "the PRM aggregate whose choice report.html marks (min, prod, last or mean)")
     html_problems: int = option(40, "problems shown in report.html")
     batch_tokens: int = option(8192, "padded tokens per PRM forward pass")
@@ -172,6 +175,8 @@ def run(cfg: BonConfig) -> dict:
         "selectors": curve,
         "seconds": round(time.perf_counter() - t0, 1),
     }
+    if cfg.labels:
+        result["ranking"] = ranking(records, pools, cfg.labels)
     table = markdown_table(ns, curve)
     with atomic_write(out / "bon.json") as f:
         json.dump(result, f, indent=2)
@@ -193,7 +198,49 @@ def run(cfg: BonConfig) -> dict:
     )
     print(f"prm bon: {len(pools)} problems x {n_max} candidates, {cfg.trials} trials -> {out}/")
     print(table, end="")
+    if "ranking" in result:
+        rk = result["ranking"]
+        print(
+            f"ranking of all {rk['solutions']} pool solutions by the PRM's min: AUROC {_fmt(rk['steps_right']['auroc']['min'])} "
+            f"for the {rk['steps_right']['count']} with every step right, {_fmt(rk['answer_right']['auroc']['min'])} for the "
+            f"{rk['answer_right']['count']} with the right answer"
+        )
     return result
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def ranking(records: list[list[StepRecord]], pools: list[list[Candidate]], labels_path: str) -> dict:
+    """How well each PRM aggregate ranks the pool's solutions (all problems together, AUROC): against "every step
+    right" by the step labels in `labels_path` (no step labelled false), and against "right answer". A best-of-N selector can only be as good
+    as the first ranking, and on a policy whose right answers are lucky guesses the two part ways."""
+    from prm.eval.metrics import auroc
+
+    labelled = {}
+    for line, obj in iter_json_objects(labels_path):
+        r = StepRecord.from_dict(obj, path=labels_path, line=line)
+        if r.labels is None:
+            raise RecordError(labels_path, line, "labels", "missing: a labelled file is needed (prm label)")
+        labelled[r.id] = all(x is not False for x in r.labels)
+    flat = [(r, c) for recs, pool in zip(records, pools, strict=True) for r, c in zip(recs, pool, strict=True)]
+    missing = [r.id for r, _ in flat if r.id not in labelled]
+    if missing:
+        raise ConfigError(f"{labels_path}: no labels for trace {missing[0]!r}")
+    out: dict = {"solutions": len(flat)}
+    for name, truth in (
+        ("steps_right", [labelled[r.id] for r, _ in flat]),
+        ("answer_right", [c.correct for _, c in flat]),
+    ):
+        aucs = {}
+        for how in AGGREGATES:
+            try:
+                aucs[how] = auroc([aggregate(c.scores, how) for _, c in flat], truth)
+            except ValueError:  # one class only
+                aucs[how] = None
+        out[name] = {"count": sum(truth), "auroc": aucs}
+    return out
 
 
 def _html_problems(pools, records, how: str, limit: int) -> list[dict]:
