@@ -98,3 +98,26 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tiny-llama")
     build_tiny_model(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_prm_dir(tmp_path_factory, tiny_model_dir) -> Path:
+    """An untrained PRM checkpoint on the tiny model (likelihood features on): for commands that only need one."""
+    from prm.model.io import build, save
+    from prm.model.prm import Spec
+
+    path = tmp_path_factory.mktemp("tiny-prm")
+    prm, tok = build(Spec(base=str(tiny_model_dir), features=True), None)
+    save(prm, tok, path)
+    return path
+
+
+@pytest.fixture
+def tiny_problems(tmp_path) -> Path:
+    """Three held-out synthetic problems of at most two steps (for commands that sample from the tiny model)."""
+    from prm.synth import SynthConfig
+    from prm.synth import run as synth_run
+
+    path = tmp_path / "problems.jsonl"
+    synth_run(SynthConfig(split="test", n=3, max_steps=2, output=str(path)))
+    return path

@@ -26,7 +26,7 @@ from prm.bon.select import (
     standard_selectors,
     weighted_vote,
 )
-from prm.records import StepRecord, write_records
+from prm.records import StepRecord, read_records, write_records
 
 
 def C(answer, correct, *scores, **extra):  # noqa: N802 - a short constructor for readable pools
@@ -300,3 +300,28 @@ def test_bon_command_errors_name_file_and_line(tmp_path, capsys):
     path, _ = _pool(tmp_path, 1, 2)
     assert cli.main(["bon", "--traces", str(path), "--n_max", "5", "--output", str(tmp_path / "o")]) == 2
     assert "smallest pool" in capsys.readouterr().err
+
+
+def test_bon_samples_and_scores_its_own_pool(tmp_path, tiny_model_dir, tiny_prm_dir, tiny_problems):
+    out = tmp_path / "bon"
+    args = [
+        "bon",
+        "--problems",
+        str(tiny_problems),
+        "--policy",
+        str(tiny_model_dir),
+        "--n_max",
+        "2",
+        "--prm",
+        str(tiny_prm_dir),
+        "--output",
+        str(out),
+        "--trials",
+        "3",
+        "--progress",
+        "false",
+    ]
+    assert cli.main(args) == 0
+    pool = read_records(out / "pool.scored.jsonl")  # (random text may hold U+2028, which str.splitlines splits on)
+    assert len(pool) == 3 * 2 and all(len(r.meta["scores"]) == len(r.steps) for r in pool)
+    assert json.loads((out / "bon.json").read_text())["ns"] == [1, 2]

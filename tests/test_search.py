@@ -8,6 +8,7 @@ import json
 import pytest
 
 from prm import cli
+from prm.records import read_records
 from prm.search.beam import search
 
 # Problem 0's policy writes, at each depth, one good step and some bad ones; the PRM recognises the good ones.
@@ -72,21 +73,14 @@ def test_search_rejects_bad_settings():
         search(scripted_policy([]), scripted_prm, 1, width=0)
 
 
-def test_search_command_on_tiny_models(tmp_path, tiny_model_dir):
-    from prm.model.io import build, save
-    from prm.model.prm import Spec
-
-    prm, tok = build(Spec(base=str(tiny_model_dir), features=True), None)
-    save(prm, tok, tmp_path / "prm")
-    problems = tmp_path / "problems.jsonl"
-    assert cli.main(["synth", "--split", "test", "--n", "2", "--max_steps", "2", "--output", str(problems)]) == 0
+def test_search_command_on_tiny_models(tmp_path, tiny_model_dir, tiny_prm_dir, tiny_problems):
     out = tmp_path / "search"
     args = [
         "search",
         "--problems",
-        str(problems),
+        str(tiny_problems),
         "--prm",
-        str(tmp_path / "prm"),
+        str(tiny_prm_dir),
         "--policy",
         str(tiny_model_dir),
         "--output",
@@ -104,6 +98,6 @@ def test_search_command_on_tiny_models(tmp_path, tiny_model_dir):
     ]
     assert cli.main(args) == 0
     summary = json.loads((out / "search.json").read_text())
-    assert summary["problems"] == 2 and summary["tokens_per_problem"] > 0
-    lines = (out / "search.jsonl").read_text().splitlines()
-    assert len(lines) == 2 and json.loads(lines[0])["meta"]["strategy"] == "beam"
+    assert summary["problems"] == 3 and summary["tokens_per_problem"] > 0
+    chosen = read_records(out / "search.jsonl")
+    assert len(chosen) == 3 and chosen[0].meta["strategy"] == "beam"

@@ -60,6 +60,8 @@ class BonConfig:
     def __post_init__(self):
         if (self.traces is None) == (self.problems is None):
             raise ValueError("give exactly one of traces and problems")
+        if self.problems is not None and (self.prm is None or self.n_max is None):
+            raise ValueError("with problems, give prm (to score the samples) and n_max (samples per problem)")
         if self.trials < 1:
             raise ValueError("trials must be >= 1")
         if self.mark not in AGGREGATES:
@@ -133,8 +135,6 @@ def run(cfg: BonConfig) -> dict:
         from prm.generate import GenerateConfig
         from prm.generate import run as generate
 
-        if cfg.n_max is None:
-            raise ConfigError("with --problems, give --n_max (solutions sampled per problem)")
         traces = str(out / "pool.jsonl")
         generate(
             GenerateConfig(
