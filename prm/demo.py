@@ -363,7 +363,7 @@ def demo_table(bon: dict, search: dict | None, g: dict) -> str:
         lines += [
             "",
             f"ranking all {rk['solutions']} pool samples by the PRM's min: AUROC {auc(rk['steps_right']['auroc']['min'])} "
-            f"for the {rk['steps_right']['count']} with every step right (gold labeler), "
+            f"for the {rk['steps_right']['count']} with no wrong step (gold labeler; some stop before an answer), "
             f"{auc(rk['answer_right']['auroc']['min'])} for the {rk['answer_right']['count']} with the right answer",
         ]
     if search:

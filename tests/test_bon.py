@@ -281,7 +281,7 @@ def test_bon_ranking_against_step_labels(tmp_path, capsys):
     assert rk["answer_right"]["auroc"]["min"] == 1.0  # the right answers score 0.9, the rest 0.2
     # each step-right solution (min 0.2) ties with the 4 other 0.2s and loses to the two 0.9s: (4 x 1/2) / 6
     assert rk["steps_right"]["auroc"]["min"] == pytest.approx(1 / 3)
-    assert "for the 2 with every step right" in capsys.readouterr().out
+    assert "for the 2 with no wrong step" in capsys.readouterr().out
 
 
 def test_bon_command_errors_name_file_and_line(tmp_path, capsys):

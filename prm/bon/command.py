@@ -202,7 +202,7 @@ def run(cfg: BonConfig) -> dict:
         rk = result["ranking"]
         print(
             f"ranking of all {rk['solutions']} pool solutions by the PRM's min: AUROC {_fmt(rk['steps_right']['auroc']['min'])} "
-            f"for the {rk['steps_right']['count']} with every step right, {_fmt(rk['answer_right']['auroc']['min'])} for the "
+            f"for the {rk['steps_right']['count']} with no wrong step, {_fmt(rk['answer_right']['auroc']['min'])} for the "
             f"{rk['answer_right']['count']} with the right answer"
         )
     return result
