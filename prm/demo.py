@@ -357,6 +357,9 @@ def demo_table(bon: dict, search: dict | None, g: dict) -> str:
             + " | ".join(f"{100 * sel[c]['mean'][i]:.1f} ± {100 * sel[c]['std'][i]:.1f}" for c in cols)
             + " |"
         )
+    from prm.bon.command import problem_spread
+
+    lines += ["", problem_spread(bon["ns"], sel, ("prm-min", "prm-last", "majority", "oracle"))]
     if "ranking" in bon:
         rk = bon["ranking"]
         auc = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731

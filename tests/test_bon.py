@@ -87,6 +87,9 @@ def test_accuracy_curve_protocol():
     # N = 2: P(A's correct one is drawn) = 1/2, then the PRM takes it -> 0.25 on average, with spread over draws.
     assert curve["prm-min"]["mean"][1] == pytest.approx(0.25, abs=0.04) and curve["prm-min"]["std"][1] > 0
     assert curve["random"]["mean"][2] == pytest.approx(0.125)
+    # Over problems: PRM-min scores 1 on A and 0 on B; resampling two problems gives a mean of 0, 1/2 or 1.
+    assert curve["prm-min"]["problem_std"][2] == pytest.approx(math.sqrt(1 / 8), abs=0.03)
+    assert curve["oracle"]["problem_std"][2] == pytest.approx(math.sqrt(1 / 8), abs=0.03)
     again = accuracy_curve([a, b], [1, 2, 4], sel, trials=400, seed=1)
     assert again == curve  # seeded
     with pytest.raises(ValueError, match="every N"):

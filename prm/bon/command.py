@@ -183,7 +183,7 @@ def run(cfg: BonConfig) -> dict:
     with atomic_write(out / "bon.md") as f:
         f.write(
             f"Best-of-N accuracy (%), mean ± std over {cfg.trials} draws, {len(pools)} problems; "
-            f"policy accuracy {100 * policy_acc:.1f}%\n\n{table}"
+            f"policy accuracy {100 * policy_acc:.1f}%\n\n{table}\n{problem_spread(ns, curve)}\n"
         )
     title = f"Best-of-N on {len(pools)} problems (pool {n_max})"
     plot_curve(ns, curve, out / "bon.png", title)
@@ -198,6 +198,7 @@ def run(cfg: BonConfig) -> dict:
     )
     print(f"prm bon: {len(pools)} problems x {n_max} candidates, {cfg.trials} trials -> {out}/")
     print(table, end="")
+    print(problem_spread(ns, curve))
     if "ranking" in result:
         rk = result["ranking"]
         print(
@@ -206,6 +207,12 @@ def run(cfg: BonConfig) -> dict:
             f"{rk['answer_right']['count']} with the right answer"
         )
     return result
+
+
+def problem_spread(ns: list[int], curve: dict, names=("prm-min", "majority", "oracle")) -> str:
+    """One line: how far the largest N's figures would move on another set of problems (bootstrap std)."""
+    parts = [f"{n} ± {100 * curve[n]['problem_std'][-1]:.1f}" for n in names if n in curve]
+    return f"spread over problems at N = {ns[-1]} (bootstrap std, points): " + ", ".join(parts)
 
 
 def _fmt(x: float | None) -> str:

@@ -163,12 +163,17 @@ def accuracy_curve(
     *,
     trials: int = 200,
     seed: int = 0,
+    bootstrap: int = 1000,
 ) -> dict[str, dict[str, list[float]]]:
-    """Accuracy at each N for each selector: {name: {"mean": [...], "std": [...]}} in the order of `ns`.
+    """Accuracy at each N for each selector: {name: {"mean": [...], "std": [...], "problem_std": [...]}} in the
+    order of `ns`.
 
     Each trial draws N candidates without replacement from every pool (the same draw for every selector, so their
     differences are paired) and takes the mean over problems; mean and std are over trials. N equal to the pool
-    size needs one draw (std 0).
+    size needs one draw (std 0). `problem_std` is the other uncertainty, the one the std over draws cannot show:
+    the standard deviation of the mean when the problems themselves are resampled with replacement (`bootstrap`
+    times, each problem's accuracy averaged over the draws first) — how much the figure would move on another set
+    of problems of the same kind.
     """
     if not pools:
         raise ValueError("no problems to select from")
@@ -176,15 +181,23 @@ def accuracy_curve(
     if any(n < 1 or n > size for n in ns):
         raise ValueError(f"every N must be in 1..{size} (the smallest pool), got {list(ns)}")
     rng = random.Random(seed)
-    out = {name: {"mean": [], "std": []} for name in selectors}
+    boot = random.Random(seed + 1)
+    out = {name: {"mean": [], "std": [], "problem_std": []} for name in selectors}
     for n in ns:
         runs = 1 if n == size and all(len(p) == size for p in pools) else trials
         acc = {name: [] for name in selectors}
+        per_problem = {name: [0.0] * len(pools) for name in selectors}
         for _ in range(runs):
             draws = [rng.sample(list(p), n) if n < len(p) else list(p) for p in pools]
             for name, fn in selectors.items():
-                acc[name].append(sum(fn(d) for d in draws) / len(draws))
+                scores = [fn(d) for d in draws]
+                acc[name].append(sum(scores) / len(scores))
+                per_problem[name] = [a + b / runs for a, b in zip(per_problem[name], scores, strict=True)]
+        picks = [[boot.randrange(len(pools)) for _ in pools] for _ in range(bootstrap)]
         for name, vals in acc.items():
             out[name]["mean"].append(statistics.fmean(vals))
             out[name]["std"].append(statistics.pstdev(vals) if len(vals) > 1 else 0.0)
+            pp = per_problem[name]
+            means = [sum(pp[i] for i in pick) / len(pick) for pick in picks]
+            out[name]["problem_std"].append(statistics.pstdev(means) if len(means) > 1 else 0.0)
     return out
