@@ -327,7 +327,7 @@ def _score(model: Path, traces: Path, output: Path) -> int:
     from prm.score.prm_scorer import run as score_run
 
     score_run(ScoreConfig(model=str(model), input=str(traces), output=str(output), bf16=True))
-    return sum(1 for _ in open(output, encoding="utf-8"))
+    return len(read_records(output))
 
 
 def _likelihood(model: str, traces: Path, output: Path) -> int:
@@ -335,11 +335,14 @@ def _likelihood(model: str, traces: Path, output: Path) -> int:
     from prm.score.baseline import run as baseline_run
 
     baseline_run(BaselineConfig(input=str(traces), output=str(output), model=model, progress=False))
-    return sum(1 for _ in open(output, encoding="utf-8"))
+    return len(read_records(output))
 
 
 def demo_table(bon: dict, search: dict | None, g: dict) -> str:
     """The closing table: policy accuracy, then PRM best-of-N, majority and oracle (and baselines) at each N."""
+    from prm.bon.command import problem_spread, ranking_line
+    from prm.bon.report import markdown_table
+
     sel = bon["selectors"]
     cols = [c for c in ("prm-min", "prm-last", "prm-vote", "orm-last", "loglik-min", "majority", "oracle") if c in sel]
     lines = [
@@ -348,27 +351,11 @@ def demo_table(bon: dict, search: dict | None, g: dict) -> str:
         f"samples with the right answer: {g['gold']['answer_right']}, of which every step is right by the gold "
         f"labeler: {g['gold']['steps_right']}",
         "",
-        "| N | " + " | ".join(cols) + " |",
-        "|---:|" + "---:|" * len(cols),
+        markdown_table(bon["ns"], sel, cols),
+        problem_spread(bon["ns"], sel, ("prm-min", "prm-last", "majority", "oracle")),
     ]
-    for i, n in enumerate(bon["ns"]):
-        lines.append(
-            f"| {n} | "
-            + " | ".join(f"{100 * sel[c]['mean'][i]:.1f} ± {100 * sel[c]['std'][i]:.1f}" for c in cols)
-            + " |"
-        )
-    from prm.bon.command import problem_spread
-
-    lines += ["", problem_spread(bon["ns"], sel, ("prm-min", "prm-last", "majority", "oracle"))]
     if "ranking" in bon:
-        rk = bon["ranking"]
-        auc = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
-        lines += [
-            "",
-            f"ranking all {rk['solutions']} pool samples by the PRM's min: AUROC {auc(rk['steps_right']['auroc']['min'])} "
-            f"for the {rk['steps_right']['count']} with no wrong step (gold labeler; some stop before an answer), "
-            f"{auc(rk['answer_right']['auroc']['min'])} for the {rk['answer_right']['count']} with the right answer",
-        ]
+        lines += ["", ranking_line(bon["ranking"])]
     if search:
         b = search["bon_equal_tokens"]
         lines += [

@@ -284,6 +284,8 @@ def test_bon_ranking_against_step_labels(tmp_path, capsys):
     assert rk["answer_right"]["auroc"]["min"] == 1.0  # the right answers score 0.9, the rest 0.2
     # each step-right solution (min 0.2) ties with the 4 other 0.2s and loses to the two 0.9s: (4 x 1/2) / 6
     assert rk["steps_right"]["auroc"]["min"] == pytest.approx(1 / 3)
+    # steps: 8 right first steps at 0.9 and 2 right second steps at 0.2, against wrong second steps 2 x 0.9, 4 x 0.2
+    assert rk["step_auroc"] == pytest.approx((8 * 5 / 6 + 2 * 2 / 6) / 10)
     assert "for the 2 with no wrong step" in capsys.readouterr().out
 
 

@@ -33,7 +33,7 @@ from prm.bon.select import (
 )
 from prm.config import ConfigError, config, option, save_config
 from prm.fileio import atomic_write
-from prm.records import RecordError, StepRecord, iter_json_objects, read_records, write_records
+from prm.records import RecordError, StepRecord, iter_json_objects
 from prm.score import read_scores
 
 
@@ -111,17 +111,11 @@ def build_pools(
 
 
 def _score_pool(cfg: BonConfig, traces: str, out: Path) -> str:
-    from prm.score.prm_scorer import PRMScorer
+    from prm.score.prm_scorer import ScoreConfig
+    from prm.score.prm_scorer import run as score_run
 
-    scorer = PRMScorer.from_pretrained(cfg.prm, batch_tokens=cfg.batch_tokens, bf16=cfg.bf16)
-    records = read_records(traces)
-    from prm.score import attach_scores
-
-    scores = scorer.score_batch([(r.problem, r.steps) for r in records])
-    for r, s in zip(records, scores, strict=True):
-        attach_scores(r, s, f"prm:{Path(cfg.prm).name}")
     path = out / "pool.scored.jsonl"
-    write_records(records, path)
+    score_run(ScoreConfig(model=cfg.prm, input=traces, output=str(path), batch_tokens=cfg.batch_tokens, bf16=cfg.bf16))
     return str(path)
 
 
@@ -200,12 +194,7 @@ def run(cfg: BonConfig) -> dict:
     print(table, end="")
     print(problem_spread(ns, curve))
     if "ranking" in result:
-        rk = result["ranking"]
-        print(
-            f"ranking of all {rk['solutions']} pool solutions by the PRM's min: AUROC {_fmt(rk['steps_right']['auroc']['min'])} "
-            f"for the {rk['steps_right']['count']} with no wrong step, {_fmt(rk['answer_right']['auroc']['min'])} for the "
-            f"{rk['answer_right']['count']} with the right answer"
-        )
+        print(ranking_line(result["ranking"]))
     return result
 
 
@@ -215,14 +204,22 @@ def problem_spread(ns: list[int], curve: dict, names=("prm-min", "majority", "or
     return f"spread over problems at N = {ns[-1]} (bootstrap std, points): " + ", ".join(parts)
 
 
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
+def ranking_line(rk: dict) -> str:
+    """The `ranking` figures in one line (printed by prm bon and by the demo)."""
+    fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+    return (
+        f"ranking of all {rk['solutions']} pool solutions by the PRM's min: AUROC {fmt(rk['steps_right']['auroc']['min'])} "
+        f"for the {rk['steps_right']['count']} with no wrong step (some stop before an answer), "
+        f"{fmt(rk['answer_right']['auroc']['min'])} for the {rk['answer_right']['count']} with the right answer; "
+        f"step AUROC against the labels {fmt(rk['step_auroc'])}"
+    )
 
 
 def ranking(records: list[list[StepRecord]], pools: list[list[Candidate]], labels_path: str) -> dict:
-    """How well each PRM aggregate ranks the pool's solutions (all problems together, AUROC): against "every step
-    right" by the step labels in `labels_path` (no step labelled false), and against "right answer". A best-of-N selector can only be as good
-    as the first ranking, and on a policy whose right answers are lucky guesses the two part ways."""
+    """How well each PRM aggregate ranks the pool's solutions (all problems together, AUROC): against "no wrong
+    step" by the step labels in `labels_path`, and against "right answer"; and the step AUROC of the PRM's scores
+    against every labelled step. A best-of-N selector can only be as good as the first ranking, and on a policy
+    whose right answers are lucky guesses the two part ways."""
     from prm.eval.metrics import auroc
 
     labelled = {}
@@ -230,14 +227,19 @@ def ranking(records: list[list[StepRecord]], pools: list[list[Candidate]], label
         r = StepRecord.from_dict(obj, path=labels_path, line=line)
         if r.labels is None:
             raise RecordError(labels_path, line, "labels", "missing: a labelled file is needed (prm label)")
-        labelled[r.id] = all(x is not False for x in r.labels)
+        labelled[r.id] = r.labels
     flat = [(r, c) for recs, pool in zip(records, pools, strict=True) for r, c in zip(recs, pool, strict=True)]
     missing = [r.id for r, _ in flat if r.id not in labelled]
     if missing:
         raise ConfigError(f"{labels_path}: no labels for trace {missing[0]!r}")
     out: dict = {"solutions": len(flat)}
+    steps = [(s, y) for r, c in flat for s, y in zip(c.scores, labelled[r.id], strict=True) if y is not None]
+    try:
+        out["step_auroc"] = auroc([s for s, _ in steps], [y for _, y in steps])
+    except ValueError:  # one class only
+        out["step_auroc"] = None
     for name, truth in (
-        ("steps_right", [labelled[r.id] for r, _ in flat]),
+        ("steps_right", [all(y is not False for y in labelled[r.id]) for r, _ in flat]),
         ("answer_right", [c.correct for _, c in flat]),
     ):
         aucs = {}

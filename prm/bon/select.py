@@ -192,7 +192,9 @@ def accuracy_curve(
             for name, fn in selectors.items():
                 scores = [fn(d) for d in draws]
                 acc[name].append(sum(scores) / len(scores))
-                per_problem[name] = [a + b / runs for a, b in zip(per_problem[name], scores, strict=True)]
+                pp = per_problem[name]
+                for i, x in enumerate(scores):
+                    pp[i] += x / runs
         picks = [[boot.randrange(len(pools)) for _ in pools] for _ in range(bootstrap)]
         for name, vals in acc.items():
             out[name]["mean"].append(statistics.fmean(vals))

@@ -77,6 +77,15 @@ def first_line_end(text: str) -> int | None:
     return None
 
 
+def _line_stop(text: str, tokens: int, by_line: bool) -> Sample | None:
+    """The sample ending at this newline, if it ends one: after the answer line, or (by_line) after the first step."""
+    if (end := answer_line_end(text)) is not None:
+        return Sample(text[: end - 1], tokens, "answer")
+    if by_line and (end := first_line_end(text)) is not None:
+        return Sample(text[: end - 1], tokens, "line")
+    return None
+
+
 def _row_seed(seed: int, key: str, index: int) -> int:
     digest = hashlib.blake2b(f"{seed}/{key}/{index}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
@@ -308,11 +317,9 @@ def sample(
             done = None
             if t in stop_ids:
                 done = Sample(tokenizer.decode(toks[r][:-1], skip_special_tokens=True), len(toks[r]), "eos")
-            elif t in newline_ids and (end := answer_line_end(text := tokenizer.decode(toks[r]))) is not None:
-                done = Sample(text[: end - 1], len(toks[r]), "answer")
-            elif t in newline_ids and by_line and (end := first_line_end(text)) is not None:
-                done = Sample(text[: end - 1], len(toks[r]), "line")
-            elif len(toks[r]) >= params.max_new_tokens:
+            elif t in newline_ids:  # only a newline can complete a line: decode then, not at every token
+                done = _line_stop(tokenizer.decode(toks[r]), len(toks[r]), by_line)
+            if done is None and len(toks[r]) >= params.max_new_tokens:
                 done = Sample(tokenizer.decode(toks[r], skip_special_tokens=True), len(toks[r]), "length")
             if done is None:
                 keep.append(r)
