@@ -38,13 +38,16 @@ class Beam:
 @dataclass
 class SearchResult:
     problem_index: int
-    steps: list[str]  # the chosen solution ([] when nothing completed)
-    scores: list[float]
-    prediction: str | None
-    tokens: int  # every token sampled for this problem
-    completed: int  # complete solutions found
-    expansions: int  # policy samples drawn
-    finished: list[Beam] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)  # the chosen solution ([] when nothing completed)
+    scores: list[float] = field(default_factory=list)
+    prediction: str | None = None
+    tokens: int = 0  # every token sampled for this problem
+    expansions: int = 0  # policy samples drawn
+    finished: list[Beam] = field(default_factory=list)  # complete solutions that survived a selection
+
+    @property
+    def completed(self) -> int:
+        return len(self.finished)
 
 
 def search(
@@ -74,7 +77,7 @@ def search(
     live: list[tuple[int, Beam]] = [
         (p, Beam([], group=g, key=f"g{g}")) for p in range(n_problems) for g in range(groups)
     ]
-    results = [SearchResult(p, [], [], None, 0, 0, 0) for p in range(n_problems)]
+    results = [SearchResult(p) for p in range(n_problems)]
     for depth in range(max_steps):
         if not live:
             break
@@ -110,7 +113,6 @@ def search(
         if on_depth:
             on_depth(depth + 1, len(live))
     for res in results:
-        res.completed = len(res.finished)
         if res.finished:
             best = max(res.finished, key=lambda b: b.score)
             res.steps, res.scores = best.steps, best.scores
