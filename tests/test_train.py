@@ -89,6 +89,10 @@ def test_readouts_give_one_logit_per_tag_and_save_load_round_trip(tmp_path, tiny
     assert not list((tmp_path / "ck").glob("*.bin")) and not list((tmp_path / "ck").glob("*.pt"))
 
 
+# Every tiny training run: fp32 (exact comparisons), quiet, a small adapter.
+TINY_RUN = ["--bf16", "false", "--progress", "false", "--lora_r", "4"]
+
+
 def _data(tmp_path):
     train, val = tmp_path / "train.jsonl", tmp_path / "val.jsonl"
     assert cli.main(["synth", "--n", "120", "--corrupt", "0.5", "--output", str(train)]) == 0
@@ -117,12 +121,7 @@ def test_train_save_reload_with_plain_peft_and_score(tmp_path, tiny_model_dir):
         "3",
         "--log_every",
         "1",
-        "--bf16",
-        "false",
-        "--progress",
-        "false",
-        "--lora_r",
-        "4",
+        *TINY_RUN,
     ]
     assert cli.main(args) == 0
     for name in (
@@ -186,12 +185,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, tiny_model_dir
         "1",
         "--save_every",
         "3",
-        "--bf16",
-        "false",
-        "--progress",
-        "false",
-        "--lora_r",
-        "4",
+        *TINY_RUN,
     ]
     full = tmp_path / "full"
     assert cli.main(["train", "--output", str(full), *common]) == 0
@@ -266,12 +260,7 @@ def test_two_processes_train_like_one(tmp_path, tiny_model_dir):
         "1",
         "--save_every",
         "0",
-        "--bf16",
-        "false",
-        "--progress",
-        "false",
-        "--lora_r",
-        "4",
+        *TINY_RUN,
     ]
     # --cpu alone starts one process (accelerate runs several CPU processes only under MPI); torchrun's launcher
     # (--multi_gpu) with ACCELERATE_USE_CPU starts two that meet over gloo.
