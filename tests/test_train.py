@@ -63,6 +63,13 @@ def test_length_batches_respect_budget():
     assert all(len(b) == 1 or max(lengths[i] for i in b) * len(b) <= 200 for b in batches)
 
 
+def test_length_batches_cap_items_and_keep_every_index():
+    lengths = [5, 6, 7, 8, 9, 10, 11]
+    batches = length_batches(lengths, 10_000, max_items=3)
+    assert [len(b) for b in batches] == [3, 3, 1]
+    assert sorted(i for b in batches for i in b) == list(range(7))
+
+
 @pytest.mark.parametrize("readout", ["head", "tokens"])
 def test_readouts_give_one_logit_per_tag_and_save_load_round_trip(tmp_path, tiny_model_dir, readout):
     prm, tok = build(Spec(base=str(tiny_model_dir), readout=readout, label_tokens=("7", "3")), LoraSpec(r=4))
@@ -87,6 +94,24 @@ def test_readouts_give_one_logit_per_tag_and_save_load_round_trip(tmp_path, tiny
     with torch.no_grad():
         assert torch.allclose(prm(batch), prm2(batch), atol=1e-5)
     assert not list((tmp_path / "ck").glob("*.bin")) and not list((tmp_path / "ck").glob("*.pt"))
+
+
+def test_save_from_a_gathered_state_dict_writes_those_weights(tmp_path, tiny_model_dir):
+    """Sharded training (FSDP) saves from the full state gathered across processes, not from the module's own
+    parameters (only its shard there): the checkpoint must hold the gathered values under the usual names."""
+    from prm.model.io import save
+
+    prm, tok = build(Spec(base=str(tiny_model_dir), features=True), LoraSpec(r=4))
+    gathered = {k: v.detach().clone() for k, v in prm.state_dict().items()}
+    for k in gathered:
+        if "lora_B" in k or k.startswith(("head.", "feat.")):
+            gathered[k] += 0.25  # differs from the live module, so the test tells which one was written
+    save(prm, tok, tmp_path / "plain")
+    save(prm, tok, tmp_path / "gathered", state_dict=gathered)
+    a, b = load(tmp_path / "plain")[0].state_dict(), load(tmp_path / "gathered")[0].state_dict()
+    moved = [k for k in a if not torch.equal(a[k], b[k])]
+    assert moved and all("lora_B" in k or k.startswith(("head.", "feat.")) for k in moved)
+    assert all(torch.allclose(b[k], a[k] + 0.25) for k in moved)
 
 
 # Every tiny training run: fp32 (exact comparisons), quiet, a small adapter.

@@ -51,6 +51,7 @@ class LabelBenchConfig:
     system: str | None = option(DEFAULT_SYSTEM, HELP["system"])
     shots: tuple[Shot, ...] = option(DEFAULT_SHOTS, HELP["shots"])
     output: str = option("bench/out/label.json", "JSON results of `prm label-bench` (a table is printed too)")
+    progress: bool = option(True, "progress bar of the rollouts on stderr")
 
     def __post_init__(self) -> None:
         check_completer(self)
@@ -113,7 +114,9 @@ def measure(cfg: LabelBenchConfig) -> list[dict]:
         lo, _ = _span(length)
         gold = [label_gold(t, cfg.after_error) for t in traces]
         recorder = Recorder(completer)
-        mc = label_all("mc", traces, recorder, LabelOptions(kmax, "soft", False, cfg.after_error), cfg.traces_per_batch)
+        opts = LabelOptions(kmax, "soft", False, cfg.after_error)
+        bar = f"mc K={kmax}, {length} steps" if cfg.progress else None
+        mc = label_all("mc", traces, recorder, opts, cfg.traces_per_batch, bar)
         replay = Replay(recorder.store)
         runs = {f"mc K={kmax}": mc}
         for name, method, mode, early in (

@@ -101,13 +101,16 @@ def run(cfg) -> list[dict]:
     curve = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     curve = [(r["tokens"], r["auroc_first_error_all"]) for r in curve if "auroc_first_error_all" in r]
     plot = Path(cfg.output).with_name("prm_learning_curve.png")
-    plot_curve(curve, baseline.get("all"), floor.get("all"), plot)
+    plot_curves({"PRM (validation)": curve}, baseline.get("all"), floor.get("all"), plot)
     rows.append(row(f"learning curve (tokens, val AUROC) -> {plot}", len(curve), "points", curve=curve))
     return rows
 
 
-def plot_curve(curve: list[tuple[int, float]], baseline: float | None, floor: float | None, path: Path) -> None:
-    """Validation AUROC against training tokens, with the two reference lines (measured on the test set)."""
+def plot_curves(
+    curves: dict[str, list[tuple[int, float]]], baseline: float | None, floor: float | None, path: Path
+) -> None:
+    """Validation AUROC against training tokens, one line per legend label, with the two reference lines (measured on
+    the test set)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -117,14 +120,15 @@ def plot_curve(curve: list[tuple[int, float]], baseline: float | None, floor: fl
 
     fig = Figure(figsize=(6, 3.6))
     ax = fig.add_subplot()
-    ax.plot([t for t, _ in curve], [a for _, a in curve], marker="o", label="PRM (validation)")
+    for label, pts in curves.items():
+        ax.plot([t for t, _ in pts], [a for _, a in pts], marker="o", label=label)
     if baseline is not None:
         ax.axhline(baseline, color="tab:green", ls="--", label="training-free result log-prob (test)")
     if floor is not None:
         ax.axhline(floor, color="tab:gray", ls=":", label="position-only floor (test)")
     ax.set_xlabel("training tokens")
     ax.set_ylabel("AUROC correct vs first error")
-    ax.set_ylim(0.4, 1.0)
+    ax.set_ylim(0.3, 1.0)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

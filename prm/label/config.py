@@ -99,6 +99,7 @@ class LabelReportConfig:
         None, "synthetic traces (meta.problem.chain, e.g. prm generate on prm synth problems); null = make them here"
     )
     output: str = option("data/out/label-report.json", "JSON report; the table is printed and written beside it (.md)")
+    progress: bool = option(True, "a progress bar per method on stderr")
     n: int = option(200, "traces to make when input is null: prm synth solutions, `corrupt` of them with one error")
     min_steps: int = option(2, "fewest operations of the made problems")
     max_steps: int = option(4, "most operations of the made problems")

@@ -48,11 +48,21 @@ def synth_traces(n: int, seed: int, min_steps: int, max_steps: int, corrupt: flo
 
 
 def label_all(
-    method: str, traces: Sequence[StepRecord], completer: Completer | None, opts: LabelOptions, batch: int
+    method: str,
+    traces: Sequence[StepRecord],
+    completer: Completer | None,
+    opts: LabelOptions,
+    batch: int,
+    progress: str | None = None,
 ) -> list[Labeled]:
+    """Label `traces` `batch` at a time; `progress` names a bar on stderr (none when None)."""
+    from tqdm import tqdm
+
     out: list[Labeled] = []
-    for b in range(0, len(traces), batch):
-        out += label_batch(method, traces[b : b + batch], completer, opts)
+    with tqdm(total=len(traces), desc=progress, disable=progress is None, unit="trace", mininterval=5.0) as bar:
+        for b in range(0, len(traces), batch):
+            out += label_batch(method, traces[b : b + batch], completer, opts)
+            bar.update(len(traces[b : b + batch]))
     return out
 
 
@@ -128,7 +138,7 @@ def run(cfg: LabelReportConfig) -> dict:
     labeled, methods = {}, {}
     for m in cfg.methods:
         t0 = time.perf_counter()
-        labeled[m] = label_all(m, traces, completer, opts, cfg.traces_per_batch)
+        labeled[m] = label_all(m, traces, completer, opts, cfg.traces_per_batch, m if cfg.progress else None)
         methods[m] = compare(labeled[m], gold) | {"seconds": time.perf_counter() - t0}
     consensus = {}
     for pair in cfg.consensus:

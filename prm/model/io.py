@@ -79,24 +79,39 @@ def build(spec: Spec, lora: LoraSpec | None, *, trust_remote_code: bool = False)
     return PRM(backbone, tok, spec, tag_id), tok
 
 
-def save(prm: PRM, tokenizer, folder: str | os.PathLike, extra: dict | None = None) -> Path:
+def save(
+    prm: PRM,
+    tokenizer,
+    folder: str | os.PathLike,
+    extra: dict | None = None,
+    state_dict: dict[str, torch.Tensor] | None = None,
+) -> Path:
     """Write the checkpoint into `folder` (other files there, such as logs, stay). Every file is written in a
     temporary folder first and renamed into place; prm_spec.json goes last, so its presence marks a complete
-    checkpoint and a crash never leaves one that looks complete but is not."""
+    checkpoint and a crash never leaves one that looks complete but is not.
+
+    `state_dict`: the PRM's full state gathered from sharded training (FSDP), used instead of the module's own
+    parameters, which are then only this process's shards."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".save.", dir=folder))
     try:
+        gathered = {}
+        if state_dict is not None:
+            gathered["state_dict"] = {k[9:]: v for k, v in state_dict.items() if k.startswith("backbone.")}
         if hasattr(prm.backbone, "peft_config"):
             # The tag's embedding row travels in the adapter (trainable_token_indices); saving the whole resized
             # embedding matrix would add 100+ MB to every checkpoint for one row.
-            prm.backbone.save_pretrained(tmp, safe_serialization=True, save_embedding_layers=False)
+            prm.backbone.save_pretrained(tmp, safe_serialization=True, save_embedding_layers=False, **gathered)
         else:
-            prm.backbone.save_pretrained(tmp, safe_serialization=True)
+            prm.backbone.save_pretrained(tmp, safe_serialization=True, **gathered)
         tokenizer.save_pretrained(tmp)
-        state = {k: v.detach().float().contiguous() for k, v in prm.readout_state().items()}
+        readout = prm.readout_state()
+        if state_dict is not None:
+            readout = {k: state_dict[k] for k in readout}
+        state = {k: v.detach().float().contiguous() for k, v in readout.items()}
         save_file(state or {"empty": torch.zeros(1)}, tmp / "readout.safetensors")
         (tmp / "prm_spec.json").write_text(json.dumps(prm.spec.to_json() | (extra or {}), indent=2))
         (folder / "prm_spec.json").unlink(missing_ok=True)

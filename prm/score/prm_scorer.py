@@ -27,17 +27,20 @@ from prm.records import read_records, write_records
 from prm.score import attach_scores
 
 
-def length_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length, each at most `batch_tokens` padded tokens (at least one item).
+def length_batches(lengths: Sequence[int], batch_tokens: int, max_items: int | None = None) -> list[list[int]]:
+    """Indices grouped into batches of similar length, each at most `batch_tokens` padded tokens (at least one item)
+    and at most `max_items` items.
 
     >>> length_batches([5, 100, 6, 90], 200)
     [[0, 2], [3, 1]]
+    >>> length_batches([5, 100, 6, 90], 200, max_items=1)
+    [[0], [2], [3], [1]]
     """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     batches, cur, width = [], [], 0
     for i in order:
         w = max(width, lengths[i])
-        if cur and w * (len(cur) + 1) > batch_tokens:
+        if cur and (w * (len(cur) + 1) > batch_tokens or (max_items is not None and len(cur) >= max_items)):
             batches.append(cur)
             cur, w = [], lengths[i]
         cur.append(i)

@@ -38,6 +38,7 @@ class TrainConfig:
     max_steps: int | None = option(None, "stop after this many optimizer steps (overrides epochs)")
     max_tokens: int | None = option(None, "stop after this many training tokens (for equal-compute comparisons)")
     batch_tokens: int = option(4096, "padded tokens per micro-batch (batches are grouped by length)")
+    batch_size: int | None = option(None, "records per micro-batch at most (to match another trainer's batch size)")
     grad_accum: int = option(1, "micro-batches per optimizer step")
     max_length: int = option(512, "tokens per record at most; whole steps only, dropped steps are counted")
     bf16: bool = option(True, "bf16 autocast (about 2x faster on CPU)")
@@ -50,8 +51,8 @@ class TrainConfig:
     progress: bool = option(True, "progress bar on stderr")
 
     def __post_init__(self):
-        if self.batch_tokens < 64 or self.grad_accum < 1 or self.max_length < 16:
-            raise ValueError("batch_tokens >= 64, grad_accum >= 1 and max_length >= 16 are required")
+        if self.batch_tokens < 64 or self.grad_accum < 1 or self.max_length < 16 or (self.batch_size or 1) < 1:
+            raise ValueError("batch_tokens >= 64, grad_accum >= 1, max_length >= 16 and batch_size >= 1 are required")
         if not 0 <= self.warmup < 1 or self.epochs <= 0:
             raise ValueError("warmup must be in [0, 1) and epochs > 0")
 

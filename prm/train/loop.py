@@ -65,7 +65,7 @@ def epoch_batches(
     """This process's micro-batches of an epoch, in a seeded order. With several processes each takes every
     `processes`-th batch and the remainder (at most processes - 1 batches) is left out, so that every process runs
     the same number of steps: a process that ran out early would leave the others waiting in their all-reduce."""
-    batches = length_batches([len(it.enc.input_ids) for it in items], cfg.batch_tokens)
+    batches = length_batches([len(it.enc.input_ids) for it in items], cfg.batch_tokens, cfg.batch_size)
     random.Random(cfg.seed * 1000 + epoch).shuffle(batches)
     if processes > 1:
         batches = batches[: len(batches) // processes * processes][rank::processes]
@@ -107,7 +107,7 @@ def evaluate(prm, tok, val_records: list[StepRecord], cfg: TrainConfig) -> dict:
 
 
 def run(cfg: TrainConfig) -> dict:
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedType
     from tqdm import tqdm
     from transformers import get_cosine_schedule_with_warmup
 
@@ -153,6 +153,10 @@ def run(cfg: TrainConfig) -> dict:
     total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum))
     sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup * total), total)
     model, opt, sched = acc.prepare(prm, opt, sched)
+    sharded = acc.distributed_type == DistributedType.FSDP
+    if sharded and cfg.save_every:
+        # our resumable state saves the optimizer from the main process, which under FSDP holds only its shard
+        raise ValueError("save_every must be 0 under FSDP: mid-run resumable checkpoints are single-process/DDP only")
 
     step, micro, tokens_seen, losses, last_loss = 0, 0, 0, [], None
     if cfg.resume and (out_dir / "checkpoint" / "train_state.json").exists():
@@ -167,7 +171,8 @@ def run(cfg: TrainConfig) -> dict:
     bar = tqdm(
         total=total, initial=step, disable=not cfg.progress or not acc.is_main_process, desc="train", mininterval=2.0
     )
-    t0, tokens_at_start = time.perf_counter(), tokens_seen
+    # Training throughput leaves evaluation out: eval_seconds is reported beside it.
+    t0, tokens_at_start, eval_secs = time.perf_counter(), tokens_seen, 0.0
     model.train()
     stop = step >= total or (cfg.max_tokens is not None and tokens_seen >= cfg.max_tokens)
     epoch = micro // max(per_epoch, 1)
@@ -192,10 +197,12 @@ def run(cfg: TrainConfig) -> dict:
             last_loss = sum(losses) / len(losses)
             record = {"step": step, "tokens": tokens_seen, "loss": last_loss, "lr": sched.get_last_lr()[0]}
             if cfg.log_every and step % cfg.log_every == 0:
-                record["tok_s"] = (tokens_seen - tokens_at_start) / (time.perf_counter() - t0)
+                record["tok_s"] = (tokens_seen - tokens_at_start) / (time.perf_counter() - t0 - eval_secs)
                 bar.set_postfix(loss=f"{record['loss']:.3f}")
             if val and cfg.eval_every and step % cfg.eval_every == 0:
+                te = time.perf_counter()
                 record |= evaluate(prm, tok, val, cfg)
+                eval_secs += time.perf_counter() - te
             if cfg.log_every and step % cfg.log_every == 0 or len(record) > 4:
                 _log(log, tb, record)
                 losses = []
@@ -208,7 +215,7 @@ def run(cfg: TrainConfig) -> dict:
         else:
             epoch += 1
     bar.close()
-    secs = time.perf_counter() - t0
+    secs = time.perf_counter() - t0 - eval_secs
     final = {"step": step, "tokens": tokens_seen, "loss": last_loss}
     if val:
         final |= evaluate(prm, tok, val, cfg)
@@ -217,14 +224,18 @@ def run(cfg: TrainConfig) -> dict:
     report = {
         "data": counts,
         "processes": acc.num_processes,
+        "distributed": acc.distributed_type.value,
         "steps": step,
         "tokens": tokens_seen,
         "seconds": round(secs, 1),
+        "eval_seconds": round(eval_secs, 1),
         "tokens_per_s": round((tokens_seen - tokens_at_start) / secs, 1),
         "final": final,
     }
+    # Under FSDP every process takes part in gathering the full weights; the main process writes them.
+    gathered = acc.get_state_dict(model) if sharded else None
     if acc.is_main_process:
-        save(prm, tok, out_dir, extra={"train_report": report})
+        save(prm, tok, out_dir, extra={"train_report": report}, state_dict=gathered)
         save_config(cfg, out_dir)
         with atomic_write(out_dir / "train_report.json") as f:
             json.dump(report, f, indent=2)

@@ -1,0 +1,124 @@
+"""The side-by-side with TRL's PRMTrainer: its pure parts here, our trainer's worker on the tiny model. TRL's own
+worker needs trl, which lives only in the bench environment (`make bench-trl`); it runs there."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from prm.bench import trl_compare as tc
+from prm.records import StepRecord
+
+
+def rec(labels, kind=None, rid="r"):
+    steps = [f"step {i}" for i in range(len(labels))]
+    meta = {"error_kind": kind} if kind else {}
+    return StepRecord(id=rid, problem="Q?", steps=steps, labels=labels, meta=meta)
+
+
+def test_trl_rows_stop_before_the_first_null_label():
+    r = rec([True, False, None, None])
+    assert tc.trl_example(r, for_training=True) == {
+        "prompt": "Q?\n",
+        "completions": ["step 0", "step 1"],
+        "labels": [True, False],
+    }
+    assert tc.trl_example(rec([None, True]), for_training=True) is None
+    scoring = tc.trl_example(r, for_training=False)
+    assert scoring["completions"] == r.steps and scoring["labels"] == [True] * 4
+
+
+def test_quality_has_first_error_kinds_and_step_auroc():
+    recs = [rec([True, False, None], "off_by_k", "a"), rec([True, True, True], rid="b")]
+    scores = [[0.9, 0.1, 0.5], [0.8, 0.7, 0.95]]
+    q = tc.quality(recs, scores)
+    assert q["all"] == 1.0 and q["steps"] == 1.0
+    assert tc.quality(recs, [[0.1, 0.9, 0.5], [0.2, 0.3, 0.05]])["all"] == 0.0
+
+
+def fake_results(ours_speed, trl_speed, ours_steps_auroc):
+    def side(speed, steps):
+        return {
+            "steps": 10,
+            "tokens": 1000,
+            "seconds": 1000 / speed,
+            "tokens_per_s": speed,
+            "peak_memory_mb": 500.0,
+            "quality": {"all": 0.9, "off_by_k": 0.95, "steps": steps},
+            "curve": [(500, 0.7), (1000, 0.9)],
+        }
+
+    return {"ours": side(ours_speed, ours_steps_auroc), "trl": side(trl_speed, 0.6)}
+
+
+@pytest.mark.parametrize("speeds,step_auroc,met", [((700, 300), 0.7, True), ((500, 300), 0.5, False)])
+def test_rows_judge_speed_ratio_and_step_auroc_against_trl(tmp_path, speeds, step_auroc, met):
+    rows = tc.rows_for(
+        fake_results(*speeds, step_auroc),
+        {"all": 0.7, "off_by_k": 0.9, "steps": 0.6},
+        {"all": 0.6},
+        {"batch": 8},
+        tmp_path / "p.png",
+    )
+    by_name = {r["name"]: r for r in rows}
+    speed = by_name["training tokens/s: ours / TRL PRMTrainer"]
+    assert speed["value"] == pytest.approx(speeds[0] / speeds[1]) and speed["met"] is met
+    assert by_name["step AUROC, every labeled step: ours"]["met"] is met
+    assert by_name["AUROC correct vs first error [all]: ours"]["met"] is True  # 0.9 >= 0.85 and > 0.7
+    assert by_name["  AUROC correct vs first error [all]: position-only floor"]["value"] == 0.6
+    assert sum(r["unit"] == "MiB" for r in rows) == 2
+
+
+def test_our_worker_trains_scores_and_reports(tmp_path, tiny_model_dir):
+    from prm.synth import SynthConfig
+    from prm.synth import run as synth_run
+
+    for name, split, n in (("train", "train", 8), ("val", "test", 6), ("test", "test", 6)):
+        pairs = split == "train"
+        synth_run(
+            SynthConfig(n=n, split=split, pairs=pairs, corrupt=0.5, max_steps=3, output=str(tmp_path / f"{name}.jsonl"))
+        )
+    spec = {
+        "folder": str(tmp_path),
+        **{k: str(tmp_path / f"{k}.jsonl") for k in ("train", "val", "test")},
+        "base": str(tiny_model_dir),
+        "batch": 4,
+        "max_length": 256,
+        "steps": 4,
+        "lr": 2e-4,
+        "warmup": 0.0,
+        "bf16": False,
+        "eval_every": 2,
+        "seed": 0,
+        "progress": False,
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    tc.worker("ours", str(tmp_path / "spec.json"), str(tmp_path / "ours.json"))
+    out = json.loads((tmp_path / "ours.json").read_text())
+    assert out["steps"] == 4 and out["tokens"] > 0 and out["peak_memory_mb"] > 0
+    assert {"all", "steps"} <= set(out["quality"])
+    assert [t for t, _ in out["curve"]] == sorted({t for t, _ in out["curve"]}) and len(out["curve"]) == 2
+    # batch_size caps each micro-batch at 4 records: 16 training records -> 4 steps is exactly one pass
+    log = [json.loads(x) for x in (tmp_path / "ours-run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["tokens"] == out["tokens"]
+
+
+def test_spec_steps_make_whole_passes(tmp_path):
+    from types import SimpleNamespace
+
+    from prm.records import write_records
+
+    write_records([rec([True], rid=f"r{i}") for i in range(20)], tmp_path / "t.jsonl")
+    cfg = SimpleNamespace(
+        prm_base="b",
+        trl_batch=4,
+        trl_max_length=128,
+        trl_epochs=2.0,
+        trl_lr=1e-4,
+        prm_eval_every=5,
+        prm_seed=0,
+        trl_progress=False,
+    )
+    spec = tc.spec_for(cfg, tmp_path, tmp_path / "t.jsonl", tmp_path / "v", tmp_path / "x")
+    assert spec["steps"] == 10 and spec["batch"] == 4
