@@ -87,6 +87,27 @@ def resolve(name_or_path: str) -> str:
     return name_or_path
 
 
+def frozen_linears_to_bf16(model) -> int:
+    """Store the weights of frozen linear layers in bf16; returns how many were converted.
+
+    Under bf16 autocast a matmul casts an fp32 weight to bf16 at every call, and caches that cast only for weights
+    that require grad: a frozen backbone under LoRA is re-cast in every forward pass (twice per step with the
+    likelihood features). Holding those weights in bf16 gives the matmuls the very same operands without the casts.
+    Embeddings, norms and the (often tied) output embedding stay fp32, so the residual stream keeps its precision.
+    Only for code that runs these layers under bf16 autocast."""
+    import torch
+
+    tied = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}  # a tied output layer
+    n = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and not module.weight.requires_grad and id(module.weight) not in tied:
+            module.weight.data = module.weight.data.to(torch.bfloat16)
+            if module.bias is not None and not module.bias.requires_grad:
+                module.bias.data = module.bias.data.to(torch.bfloat16)
+            n += 1
+    return n
+
+
 def bf16_autocast(device, enabled: bool):
     """bf16 autocast on a CPU or CUDA device when `enabled`, else a no-op context. `device` is a torch.device,
     a device-type string, or a module (its parameters' device)."""

@@ -301,3 +301,20 @@ def test_two_processes_train_like_one(tmp_path, tiny_model_dir):
 
     scores = PRMScorer.from_pretrained(out).score("Tom has 3 apples.", ["3 + 4 = 7", "The answer is 7."])
     assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_frozen_bf16_linears_give_the_same_bf16_scores(tiny_prm_dir):
+    """Holding frozen weights in bf16 only skips autocast's per-call casts: scores under bf16 autocast are unchanged,
+    and embeddings (tied to the output layer) stay fp32."""
+    from prm.models import frozen_linears_to_bf16
+
+    items = [("Tom has 3 apples. He buys 4 more.", ["3 + 4 = 7", "The answer is 7."]), ("Mia?", ["12 - 5 = 7"])]
+    plain = PRMScorer(*load(tiny_prm_dir), bf16=True).score_batch(items)
+    prm, tok = load(tiny_prm_dir)
+    assert frozen_linears_to_bf16(prm) > 0
+    assert prm.backbone.get_input_embeddings().weight.dtype == torch.float32
+    flat = lambda scores: [x for s in scores for x in s]  # noqa: E731
+    converted = PRMScorer(prm, tok, bf16=True).score_batch(items)
+    assert flat(converted) == pytest.approx(flat(plain), abs=1e-6)
+    loaded = PRMScorer.from_pretrained(tiny_prm_dir, bf16=True).score_batch(items)
+    assert flat(loaded) == pytest.approx(flat(plain), abs=1e-6)

@@ -147,4 +147,5 @@ def load(folder: str | os.PathLike, *, trust_remote_code: bool = False) -> tuple
     prm = PRM(backbone, tok, spec, tag_id)
     prm.load_readout_state(load_file(folder / "readout.safetensors"))
     prm.eval()
+    prm.requires_grad_(False)  # for scoring; training builds its own model and loads its state into it
     return prm, tok

@@ -127,8 +127,16 @@ class PRM(nn.Module):
         if batch["feat_b"].numel() == 0:
             return out
         b, t = batch["feat_b"], batch["feat_t"]
-        logits = (hidden[b, t - 1] @ lm_w.T).float()  # (M, V): only the positions the features read
-        lp = logits.log_softmax(-1).gather(1, batch["input_ids"][b, t][:, None]).squeeze(1)  # (M,)
+        h, target = hidden[b, t - 1], batch["input_ids"][b, t]
+        # Only the positions the features read meet the LM head, a chunk at a time: a (positions x vocabulary) block
+        # of a long scoring batch would otherwise take gigabytes.
+        chunk = 512
+        lp = torch.cat(
+            [
+                (h[i : i + chunk] @ lm_w.T).float().log_softmax(-1).gather(1, target[i : i + chunk, None]).squeeze(1)
+                for i in range(0, h.shape[0], chunk)
+            ]
+        )  # (M,)
         step, kind = batch["feat_step"], batch["feat_kind"]
         for k, col in ((0, 0), (1, 1)):
             sel = kind == k

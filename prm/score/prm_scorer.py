@@ -22,7 +22,7 @@ import torch
 from prm.config import config, option, save_config
 from prm.model.encode import Encoded, encode
 from prm.model.prm import PRM, collate
-from prm.models import bf16_autocast
+from prm.models import bf16_autocast, frozen_linears_to_bf16
 from prm.records import read_records, write_records
 from prm.score import attach_scores
 
@@ -86,6 +86,8 @@ class PRMScorer:
         from prm.model.io import load
 
         prm, tok = load(folder)
+        if kw.get("bf16"):
+            frozen_linears_to_bf16(prm)  # this scorer owns the model and always runs it under bf16 autocast
         return cls(prm, tok, **kw)
 
     def score_batch(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[list[float]]:

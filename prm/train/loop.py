@@ -26,6 +26,7 @@ from prm.fileio import atomic_write
 from prm.model.encode import Encoded, encode
 from prm.model.io import build, save
 from prm.model.prm import Spec, collate
+from prm.models import frozen_linears_to_bf16
 from prm.records import StepRecord, read_records
 from prm.score.prm_scorer import length_batches, score_encoded
 from prm.train.config import TrainConfig
@@ -127,6 +128,8 @@ def run(cfg: TrainConfig) -> dict:
         max_length=cfg.max_length,
     )
     prm, tok = build(spec, cfg.lora_spec())
+    if cfg.bf16:  # every forward pass of training and evaluation runs under bf16 autocast
+        frozen_linears_to_bf16(prm.backbone)
     if cfg.grad_checkpointing:
         prm.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(prm.backbone, "enable_input_require_grads"):
