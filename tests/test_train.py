@@ -318,3 +318,27 @@ def test_frozen_bf16_linears_give_the_same_bf16_scores(tiny_prm_dir):
     assert flat(converted) == pytest.approx(flat(plain), abs=1e-6)
     loaded = PRMScorer.from_pretrained(tiny_prm_dir, bf16=True).score_batch(items)
     assert flat(loaded) == pytest.approx(flat(plain), abs=1e-6)
+
+
+def test_unlabeled_tail_steps_are_left_out_without_changing_the_logits(tiny_model_dir):
+    """Steps after the last labeled one carry no loss; attention is causal, so cutting them changes no kept logit."""
+    from prm.model.encode import first_steps
+    from prm.records import StepRecord
+    from prm.train.config import TrainConfig
+    from prm.train.loop import make_items
+
+    prm, tok = build(Spec(base=str(tiny_model_dir), features=True), LoraSpec(r=4))
+    prm.eval()
+    steps = ["3 + 4 = 7", "7 * 2 = 15", "15 - 1 = 14", "The answer is 14."]
+    full = encode(tok, prm.tag_id, "Tom has 3 apples.", steps, 256)
+    cut = first_steps(full, 2)
+    assert cut.kept == 2 and cut.input_ids[cut.tags[-1]] == prm.tag_id and len(cut.input_ids) == cut.tags[-1] + 1
+    with torch.no_grad():
+        a, b = prm(collate([full], tok.pad_token_id)), prm(collate([cut], tok.pad_token_id))
+    assert torch.allclose(a[:2], b, atol=1e-5)
+    rec = StepRecord(id="r", problem="Tom has 3 apples.", steps=steps, labels=[True, False, None, None])
+    items, counts = make_items([rec], tok, prm.tag_id, TrainConfig(train="t", output="o", base=str(tiny_model_dir)))
+    assert items[0].labels == [1.0, 0.0] and items[0].enc.kept == 2
+    assert counts["unlabeled_tail_steps_left_out"] == 2 and counts["truncated_steps"] == 0
+    soft = TrainConfig(train="t", output="o", loss="soft")
+    assert make_items([rec], tok, prm.tag_id, soft)[1]["no_signal"] == 1  # no values: nothing for a soft loss

@@ -55,6 +55,24 @@ class Encoded:
     equation_tokens: list[list[int]] = field(default_factory=list)
 
 
+def first_steps(enc: Encoded, n: int) -> Encoded:
+    """The encoding of the first n kept steps only. Attention is causal, so every kept tag reads exactly the hidden
+    state it had in the whole encoding: training can leave out unlabeled steps after the last labeled one at no
+    change in loss or gradients."""
+    if n >= enc.kept:
+        return enc
+    if n < 1:
+        raise ValueError("keep at least one step")
+    return Encoded(
+        input_ids=enc.input_ids[: enc.tags[n - 1] + 1],
+        tags=enc.tags[:n],
+        kept=n,
+        dropped=enc.dropped,
+        result_tokens=enc.result_tokens[:n],
+        equation_tokens=enc.equation_tokens[:n],
+    )
+
+
 def _tokens_in(offsets: Sequence[tuple[int, int]], span: tuple[int, int] | None, base: int) -> list[int]:
     if span is None:
         return []

@@ -23,7 +23,7 @@ import torch
 from prm.config import save_config
 from prm.eval.metrics import auroc, first_error_auroc, labeled_steps
 from prm.fileio import atomic_write
-from prm.model.encode import Encoded, encode
+from prm.model.encode import Encoded, encode, first_steps
 from prm.model.io import build, save
 from prm.model.prm import Spec, collate
 from prm.models import frozen_linears_to_bf16
@@ -42,7 +42,7 @@ class Item:
 
 def make_items(records: list[StepRecord], tok, tag_id: int, cfg: TrainConfig) -> tuple[list[Item], dict]:
     """Encode records; drop those with nothing to learn from. Returns items and counts (truncation included)."""
-    items, dropped_steps, empty = [], 0, 0
+    items, dropped_steps, empty, trimmed_steps = [], 0, 0, 0
     for r in records:
         enc = encode(tok, tag_id, r.problem, r.steps, cfg.max_length)
         dropped_steps += enc.dropped
@@ -53,11 +53,19 @@ def make_items(records: list[StepRecord], tok, tag_id: int, cfg: TrainConfig) ->
             outcome = r.meta.get("correct", all(x is not False for x in r.labels))
             labels = [None] * (enc.kept - 1) + [float(bool(outcome))] if enc.kept == len(r.steps) else [None] * enc.kept
             values = [None] * enc.kept
-        if enc.kept == 0 or all(x is None for x in labels + values):
+        used = [
+            (lab is not None and cfg.loss != "soft") or (v is not None and cfg.loss != "hard")
+            for lab, v in zip(labels, values, strict=True)
+        ]
+        if enc.kept == 0 or not any(used):
             empty += 1
             continue
-        items.append(Item(enc, labels, values))
-    return items, {"records": len(records), "used": len(items), "no_signal": empty, "truncated_steps": dropped_steps}
+        # Steps after the last one with a loss change nothing (attention is causal): leave them out.
+        n = max(i for i, u in enumerate(used) if u) + 1
+        trimmed_steps += enc.kept - n
+        items.append(Item(first_steps(enc, n), labels[:n], values[:n]))
+    counts = {"records": len(records), "used": len(items), "no_signal": empty, "truncated_steps": dropped_steps}
+    return items, counts | {"unlabeled_tail_steps_left_out": trimmed_steps}
 
 
 def epoch_batches(
