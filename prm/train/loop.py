@@ -136,7 +136,10 @@ def run(cfg: TrainConfig) -> dict:
         max_length=cfg.max_length,
     )
     prm, tok = build(spec, cfg.lora_spec())
-    if cfg.bf16:  # every forward pass of training and evaluation runs under bf16 autocast
+    sharded = acc.distributed_type == DistributedType.FSDP
+    if cfg.bf16 and acc.device.type in ("cpu", "cuda") and not sharded:
+        # Every forward pass of training and evaluation runs under bf16 autocast here. Under FSDP the parameters
+        # stay as loaded: sharding mixed-dtype parameters has not been tried on GPUs yet.
         frozen_linears_to_bf16(prm.backbone)
     if cfg.grad_checkpointing:
         prm.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -164,7 +167,6 @@ def run(cfg: TrainConfig) -> dict:
     total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum))
     sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup * total), total)
     model, opt, sched = acc.prepare(prm, opt, sched)
-    sharded = acc.distributed_type == DistributedType.FSDP
     if sharded and cfg.save_every:
         # our resumable state saves the optimizer from the main process, which under FSDP holds only its shard
         raise ValueError("save_every must be 0 under FSDP: mid-run resumable checkpoints are single-process/DDP only")
