@@ -342,3 +342,19 @@ def test_unlabeled_tail_steps_are_left_out_without_changing_the_logits(tiny_mode
     assert counts["unlabeled_tail_steps_left_out"] == 2 and counts["truncated_steps"] == 0
     soft = TrainConfig(train="t", output="o", loss="soft")
     assert make_items([rec], tok, prm.tag_id, soft)[1]["no_signal"] == 1  # no values: nothing for a soft loss
+
+
+def test_bf16_training_on_frozen_bf16_weights_runs_and_learns_something(tmp_path, tiny_model_dir):
+    """The default precision: frozen linears held in bf16, every pass under accelerate's bf16 autocast."""
+    train, val = _data(tmp_path)
+    out = tmp_path / "bf16"
+    args = ["train", "--train", str(train), "--val", str(val), "--output", str(out), "--base", str(tiny_model_dir)]
+    args += ["--max_steps", "3", "--batch_tokens", "1024", "--eval_every", "0", "--progress", "false", "--lora_r", "4"]
+    assert cli.main(args + ["--bf16", "true"]) == 0
+    report = json.loads((out / "train_report.json").read_text())
+    assert report["steps"] == 3 and report["tokens"] > 0 and report["final"]["loss"] > 0
+    assert 0.0 <= report["final"]["auroc_steps"] <= 1.0
+    from safetensors.torch import load_file
+
+    adapter = load_file(out / "adapter_model.safetensors")
+    assert adapter and all(v.dtype == torch.float32 for v in adapter.values())  # trained weights stay fp32

@@ -8,12 +8,13 @@ import json
 import pytest
 
 from prm.bench import trl_compare as tc
+from prm.eval.metrics import auroc_summary
 from prm.records import StepRecord
 
 
 def rec(labels, kind=None, rid="r"):
     steps = [f"step {i}" for i in range(len(labels))]
-    meta = {"error_kind": kind} if kind else {}
+    meta = {"error": {"kind": kind}} if kind else {}
     return StepRecord(id=rid, problem="Q?", steps=steps, labels=labels, meta=meta)
 
 
@@ -29,12 +30,16 @@ def test_trl_rows_stop_before_the_first_null_label():
     assert scoring["completions"] == r.steps and scoring["labels"] == [True] * 4
 
 
-def test_quality_has_first_error_kinds_and_step_auroc():
-    recs = [rec([True, False, None], "off_by_k", "a"), rec([True, True, True], rid="b")]
-    scores = [[0.9, 0.1, 0.5], [0.8, 0.7, 0.95]]
-    q = tc.quality(recs, scores)
-    assert q["all"] == 1.0 and q["steps"] == 1.0
-    assert tc.quality(recs, [[0.1, 0.9, 0.5], [0.2, 0.3, 0.05]])["all"] == 0.0
+def test_auroc_summary_has_first_error_kinds_and_step_auroc():
+    recs = [
+        rec([True, False, None], "off_by_k", "a"),
+        rec([False, None], "wrong_operation", "c"),
+        rec([True, True, True], rid="b"),
+    ]
+    scores = [[0.9, 0.1, 0.5], [0.85, 0.5], [0.8, 0.7, 0.95]]
+    q = auroc_summary(recs, scores)
+    assert q["off_by_k"] == 1.0 and q["wrong_operation"] == 0.5  # 2 of the 4 correct steps score above 0.85
+    assert q["all"] == q["steps"] == (4 + 2) / 8
 
 
 def fake_results(ours_speed, trl_speed, ours_steps_auroc):
@@ -99,9 +104,18 @@ def test_our_worker_trains_scores_and_reports(tmp_path, tiny_model_dir):
     assert out["steps"] == 4 and out["tokens"] > 0 and out["peak_memory_mb"] > 0
     assert {"all", "steps"} <= set(out["quality"])
     assert [t for t, _ in out["curve"]] == sorted({t for t, _ in out["curve"]}) and len(out["curve"]) == 2
-    # batch_size caps each micro-batch at 4 records: 16 training records -> 4 steps is exactly one pass
-    log = [json.loads(x) for x in (tmp_path / "ours-run" / "log.jsonl").read_text().splitlines()]
-    assert log[-1]["tokens"] == out["tokens"]
+    # batch_size caps each micro-batch at 4 records: 16 training records in 4 steps is exactly one pass, so the
+    # tokens seen are the training items' tokens, each once
+    from prm.model.io import build
+    from prm.model.prm import Spec
+    from prm.records import read_records
+    from prm.train.config import TrainConfig
+    from prm.train.loop import make_items
+
+    prm, tok = build(Spec(base=str(tiny_model_dir)), None)
+    cfg = TrainConfig(train="t", output="o", max_length=spec["max_length"])
+    items, _ = make_items(read_records(spec["train"]), tok, prm.tag_id, cfg)
+    assert len(items) == 16 and out["tokens"] == sum(len(it.enc.input_ids) for it in items)
 
 
 def test_spec_steps_make_whole_passes(tmp_path):

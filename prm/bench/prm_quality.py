@@ -10,7 +10,6 @@ log-probability of each step's written result. The learning curve is the PRM's v
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from prm.bench import row
@@ -23,6 +22,7 @@ from prm.synth import SynthConfig
 from prm.synth import run as synth_run
 from prm.train import TrainConfig
 from prm.train import run as train_run
+from prm.train.loop import read_curve
 
 
 def make_data(folder: Path, cfg) -> tuple[Path, Path, Path]:
@@ -98,8 +98,7 @@ def run(cfg) -> list[dict]:
             tokens_per_s=report["tokens_per_s"],
         )
     )
-    curve = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-    curve = [(r["tokens"], r["auroc_first_error_all"]) for r in curve if "auroc_first_error_all" in r]
+    curve = read_curve(run_dir)
     plot = Path(cfg.output).with_name("prm_learning_curve.png")
     plot_curves({"PRM (validation)": curve}, baseline.get("all"), floor.get("all"), plot)
     rows.append(row(f"learning curve (tokens, val AUROC) -> {plot}", len(curve), "points", curve=curve))

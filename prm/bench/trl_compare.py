@@ -3,9 +3,13 @@
     make bench-trl        # builds .venv-bench (this project + trl==1.13.0) and runs: prm bench --suites trl
 
 Both trainers get the same records (`prm_train` synthetic traces, matched pairs: half correct, first errors of every
-kind), the same backbone, the same LoRA (r=16 on every linear projection), learning rate, warmup + cosine schedule,
-batch size (`trl_batch` records), maximum length, bf16 autocast and no gradient checkpointing, for the same number of
-optimizer steps (`trl_epochs` passes): every record is seen equally often, so both read the same training text. Each
+kind), the same backbone, the same LoRA (r=16, alpha 32, dropout 0.05 on every linear projection), backbone learning
+rate, warmup + cosine schedule, batch size (`trl_batch` records), maximum length, bf16 autocast and no gradient
+checkpointing, for the same number of optimizer steps (`trl_epochs` passes): every record is seen equally often.
+Each keeps the rest of its own recipe: TRL's `disable_dropout` (default on) also zeroes the LoRA dropout, its Trainer
+clips gradients at norm 1 and draws random batches, and its `score` head trains at the backbone's rate; ours groups
+batches by length (less padding), does not clip, and trains its readout at `readout_lr`. Both read each record up to
+its last labeled step (TRL's format cuts before the first null label; our trainer leaves out the unlabeled tail). Each
 trainer runs in its own process (peak memory is that process's), and the time spent on validation is left out of
 its training tokens/s. Quality is measured on the same `prm_test` held-out traces: AUROC of correct steps against
 first-error steps, overall and per error kind, and step AUROC over every labeled step; beside them the position-only
@@ -20,6 +24,7 @@ fine-tuning; both sides use `trl_lr`.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -31,7 +36,7 @@ from pathlib import Path
 from prm.bench import row
 from prm.bench.prm_quality import make_data, plot_curves
 from prm.eval.floor import fit_position_floor
-from prm.eval.metrics import auroc, first_error_auroc, labeled_steps
+from prm.eval.metrics import auroc_summary, first_error_auroc, pad_scores
 from prm.records import StepRecord, read_records
 
 TRL_VERSION = "1.13.0"
@@ -40,17 +45,8 @@ SIDES = ("trl", "ours")
 LABELS = {"ours": "ours", "trl": "TRL PRMTrainer"}
 
 
-def quality(records: list[StepRecord], scores: list[list[float]]) -> dict[str, float]:
-    """First-error AUROC per kind ("all" overall) and step AUROC over every labeled step."""
-    out = first_error_auroc(records, scores)
-    s, y = labeled_steps(records, scores)
-    if y.any() and not y.all():
-        out["steps"] = auroc(s, y)
-    return out
-
-
 def peak_memory_mb() -> float:
-    """This process's peak resident memory (and, on a GPU, its peak allocated device memory if larger)."""
+    """This process's peak resident memory so far (on a GPU: its peak allocated device memory if larger)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     try:
         import torch
@@ -105,7 +101,7 @@ def trl_scores(model, tok, records: list[StepRecord], max_length: int, bf16: boo
             for j, i in enumerate(batch):
                 s = [float(probs[j, p]) for p in rows[i][1]]
                 # a step cut off by max_length repeats the last score (none are at these lengths)
-                out[i] = s + [s[-1] if s else 0.5] * (len(records[i].steps) - len(s))
+                out[i] = pad_scores(s, len(records[i].steps))
     if was_training:
         model.train()
     return out
@@ -126,7 +122,7 @@ def train_trl(spec: dict) -> dict:
     tok = AutoTokenizer.from_pretrained(folder)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForTokenClassification.from_pretrained(folder, num_labels=2)
+    model = AutoModelForTokenClassification.from_pretrained(folder, num_labels=2, dtype=torch.float32)
     model.config.pad_token_id = tok.pad_token_id
     rows = [x for r in read_records(spec["train"]) if (x := trl_example(r, for_training=True))]
     val = read_records(spec["val"])
@@ -172,6 +168,7 @@ def train_trl(spec: dict) -> dict:
         callbacks=[Curve()],
     )
     result = trainer.train()
+    peak_training = peak_memory_mb()
     seconds = result.metrics["train_runtime"] - eval_seconds[0]
     tokens = int(trainer.state.num_input_tokens_seen)
     test = read_records(spec["test"])
@@ -181,8 +178,9 @@ def train_trl(spec: dict) -> dict:
         "seconds": round(seconds, 1),
         "eval_seconds": round(eval_seconds[0], 1),
         "tokens_per_s": round(tokens / seconds, 1),
-        "quality": quality(test, trl_scores(trainer.model, tok, test, spec["max_length"], spec["bf16"])),
+        "quality": auroc_summary(test, trl_scores(trainer.model, tok, test, spec["max_length"], spec["bf16"])),
         "curve": curve,
+        "peak_training_mb": peak_training,
     }
 
 
@@ -193,6 +191,7 @@ def train_ours(spec: dict) -> dict:
     from prm.score.prm_scorer import PRMScorer
     from prm.train import TrainConfig
     from prm.train import run as train_run
+    from prm.train.loop import read_curve
 
     run_dir = Path(spec["folder"]) / "ours-run"
     report = train_run(
@@ -214,8 +213,8 @@ def train_ours(spec: dict) -> dict:
             progress=spec["progress"],
         )
     )
-    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-    curve = [(r["tokens"], r["auroc_first_error_all"]) for r in log if "auroc_first_error_all" in r]
+    peak_training = peak_memory_mb()
+    gc.collect()  # the trained model (held in reference cycles by accelerate) goes before the scorer loads its own
     test = read_records(spec["test"])
     scorer = PRMScorer.from_pretrained(run_dir, bf16=spec["bf16"])
     return {
@@ -224,8 +223,9 @@ def train_ours(spec: dict) -> dict:
         "seconds": report["seconds"],
         "eval_seconds": report["eval_seconds"],
         "tokens_per_s": report["tokens_per_s"],
-        "quality": quality(test, scorer.score_batch([(r.problem, r.steps) for r in test])),
-        "curve": curve[:-1] if len(curve) > 1 and curve[-1][0] == curve[-2][0] else curve,
+        "quality": auroc_summary(test, scorer.score_batch([(r.problem, r.steps) for r in test])),
+        "curve": read_curve(run_dir),
+        "peak_training_mb": peak_training,
     }
 
 
@@ -293,9 +293,9 @@ def run(cfg) -> list[dict]:
 
     test_recs = read_records(test)
     model, tok = load(cfg.prm_base)
-    baseline = quality(test_recs, likelihood_scores(model, tok, test_recs, mode="result", bf16=True))
+    baseline = auroc_summary(test_recs, likelihood_scores(model, tok, test_recs, mode="result", bf16=True))
     floor_model = fit_position_floor(read_records(train))
-    floor = quality(test_recs, [floor_model.score(r) for r in test_recs])
+    floor = auroc_summary(test_recs, [floor_model.score(r) for r in test_recs])
     plot = Path(cfg.output).with_name("trl_compare.png")
     curves = {f"{LABELS[s]} (validation)": results[s]["curve"] for s in SIDES}
     plot_curves(curves, baseline.get("all"), floor.get("all"), plot)
@@ -330,7 +330,9 @@ def rows_for(results: dict, baseline: dict, floor: dict, spec: dict, plot: Path)
                 "tokens/s",
             )
         )
-        rows.append(row(f"  {label}: peak memory (process)", r["peak_memory_mb"], "MiB"))
+        if "peak_training_mb" in r:
+            rows.append(row(f"  {label}: peak memory, loading and training", r["peak_training_mb"], "MiB"))
+        rows.append(row(f"  {label}: peak memory, whole process (test scoring included)", r["peak_memory_mb"], "MiB"))
     rows.append(row(f"learning curves (tokens, val AUROC) -> {plot}", len(ours["curve"]), "points"))
     return rows
 

@@ -176,6 +176,21 @@ def first_error_auroc(records: Sequence[StepRecord], scores: Sequence[Sequence[f
     return out
 
 
+def auroc_summary(records: Sequence[StepRecord], scores: Sequence[Sequence[float]]) -> dict[str, float]:
+    """first_error_auroc's {"all", kind...} plus "steps": the AUROC over every labeled step (when both classes occur)."""
+    out = first_error_auroc(records, scores)
+    s, y = labeled_steps(records, scores)
+    if y.any() and not y.all():
+        out["steps"] = auroc(s, y)
+    return out
+
+
+def pad_scores(scores: list[float], n: int) -> list[float]:
+    """A trace's step scores extended to n steps: steps cut off by a maximum length repeat the last score (0.5 when
+    none was scored), so every step has a score and none is invented from a truncated text."""
+    return scores + [scores[-1] if scores else 0.5] * (n - len(scores))
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # ProcessBench: find the earliest error
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from prm.config import config, option, save_config
+from prm.eval.metrics import pad_scores
 from prm.model.encode import Encoded, encode
 from prm.model.prm import PRM, collate
 from prm.models import bf16_autocast, frozen_linears_to_bf16
@@ -86,8 +87,9 @@ class PRMScorer:
         from prm.model.io import load
 
         prm, tok = load(folder)
-        if kw.get("bf16"):
-            frozen_linears_to_bf16(prm)  # this scorer owns the model and always runs it under bf16 autocast
+        if kw.get("bf16") and next(prm.parameters()).device.type in ("cpu", "cuda"):
+            # this scorer owns the model and runs it under bf16 autocast, which these devices have
+            frozen_linears_to_bf16(prm)
         return cls(prm, tok, **kw)
 
     def score_batch(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[list[float]]:
@@ -95,8 +97,7 @@ class PRMScorer:
         scores = score_encoded(self.prm, encoded, self.tok.pad_token_id, batch_tokens=self.batch_tokens, bf16=self.bf16)
         for e, s, (_, steps) in zip(encoded, scores, items, strict=True):
             self.truncated_steps += e.dropped
-            fill = s[-1] if s else 0.5
-            s.extend([fill] * (len(steps) - len(s)))
+            s[:] = pad_scores(s, len(steps))
         return scores
 
     def score(self, problem: str, steps: Sequence[str]) -> list[float]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from prm.config import save_config
-from prm.eval.metrics import auroc, first_error_auroc, labeled_steps
+from prm.eval.metrics import auroc_summary, pad_scores
 from prm.fileio import atomic_write
 from prm.model.encode import Encoded, encode, first_steps
 from prm.model.io import build, save
@@ -106,13 +106,17 @@ def batch_loss(prm, items: list[Item], cfg: TrainConfig, pad_id: int, device) ->
 def evaluate(prm, tok, val_records: list[StepRecord], cfg: TrainConfig) -> dict:
     encoded = [encode(tok, prm.tag_id, r.problem, r.steps, max(cfg.max_length, 1024)) for r in val_records]
     scores = score_encoded(prm, encoded, tok.pad_token_id, batch_tokens=cfg.batch_tokens * 2, bf16=cfg.bf16)
-    scores = [s + [s[-1] if s else 0.5] * (len(r.steps) - len(s)) for s, r in zip(scores, val_records, strict=True)]
-    out = {f"auroc_first_error_{k}": v for k, v in first_error_auroc(val_records, scores).items()}
-    s, y = labeled_steps(val_records, scores)
-    if y.any() and not y.all():
-        out["auroc_steps"] = auroc(s, y)
+    scores = [pad_scores(s, len(r.steps)) for s, r in zip(scores, val_records, strict=True)]
+    summary = auroc_summary(val_records, scores)
     prm.train()
-    return out
+    return {("auroc_steps" if k == "steps" else f"auroc_first_error_{k}"): v for k, v in summary.items()}
+
+
+def read_curve(run_dir: str | Path) -> list[tuple[int, float]]:
+    """(training tokens, validation first-error AUROC) of every evaluation in a run's log.jsonl, the final one once."""
+    log = [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines()]
+    curve = [(r["tokens"], r["auroc_first_error_all"]) for r in log if "auroc_first_error_all" in r]
+    return curve[:-1] if len(curve) > 1 and curve[-1][0] == curve[-2][0] else curve
 
 
 def run(cfg: TrainConfig) -> dict:
@@ -135,8 +139,11 @@ def run(cfg: TrainConfig) -> dict:
         features_from=cfg.features_from,
         max_length=cfg.max_length,
     )
-    prm, tok = build(spec, cfg.lora_spec())
     sharded = acc.distributed_type == DistributedType.FSDP
+    if sharded and cfg.save_every:
+        # our resumable state saves the optimizer from the main process, which under FSDP holds only its shard
+        raise ValueError("save_every must be 0 under FSDP: mid-run resumable checkpoints are single-process/DDP only")
+    prm, tok = build(spec, cfg.lora_spec())
     if cfg.bf16 and acc.device.type in ("cpu", "cuda") and not sharded:
         # Every forward pass of training and evaluation runs under bf16 autocast here. Under FSDP the parameters
         # stay as loaded: sharding mixed-dtype parameters has not been tried on GPUs yet.
@@ -167,9 +174,6 @@ def run(cfg: TrainConfig) -> dict:
     total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum))
     sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup * total), total)
     model, opt, sched = acc.prepare(prm, opt, sched)
-    if sharded and cfg.save_every:
-        # our resumable state saves the optimizer from the main process, which under FSDP holds only its shard
-        raise ValueError("save_every must be 0 under FSDP: mid-run resumable checkpoints are single-process/DDP only")
 
     step, micro, tokens_seen, losses, last_loss = 0, 0, 0, [], None
     if cfg.resume and (out_dir / "checkpoint" / "train_state.json").exists():
