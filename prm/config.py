@@ -116,6 +116,11 @@ def _coerce(value: Any, tp: Any, key: str, where: str, *, from_cli: bool) -> Any
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 2e-4 (no dot in the mantissa) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise bad() from None
         raise bad()
     if dataclasses.is_dataclass(tp):
         # A nested record (e.g. one few-shot example): a mapping whose keys are checked like a config's.

@@ -42,6 +42,16 @@ def test_defaults_yaml_then_cli(tmp_path):
         cfg.n = 3
 
 
+def test_floats_in_exponent_form_from_yaml_and_cli(tmp_path):
+    """YAML 1.1 reads 2e-4 (no dot) as a string; a float key still takes it, from a file or a flag."""
+    y = tmp_path / "c.yaml"
+    y.write_text("lr: 2e-4\n")
+    assert load_config(ExampleConfig, y, {"output": "o"}).lr == 2e-4
+    assert load_config(ExampleConfig, None, {"output": "o", "lr": "3E-5"}).lr == 3e-5
+    with pytest.raises(ConfigError, match="key 'lr' expects float"):
+        load_config(ExampleConfig, None, {"output": "o", "lr": "2e-"})
+
+
 def test_unknown_key_names_key_file_and_line(tmp_path):
     y = tmp_path / "c.yaml"
     y.write_text("n: 5\n\nlearning_rate: 0.1\n")
