@@ -77,6 +77,7 @@ def trl_scores(model, tok, records: list[StepRecord], max_length: int, bf16: boo
     import torch
     from trl.experimental.prm import PRMTrainer
 
+    from prm.model.prm import pad_right
     from prm.models import bf16_autocast
     from prm.score.prm_scorer import length_batches
 
@@ -90,12 +91,7 @@ def trl_scores(model, tok, records: list[StepRecord], max_length: int, bf16: boo
     out: list[list[float]] = [[] for _ in records]
     with torch.no_grad(), bf16_autocast(device, bf16):
         for batch in length_batches([len(ids) for ids, _ in rows], 8192):
-            width = max(len(rows[i][0]) for i in batch)
-            ids = torch.full((len(batch), width), tok.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for j, i in enumerate(batch):
-                ids[j, : len(rows[i][0])] = torch.tensor(rows[i][0])
-                mask[j, : len(rows[i][0])] = 1
+            ids, mask = pad_right([rows[i][0] for i in batch], tok.pad_token_id)
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
             probs = logits.softmax(-1)[..., 1].cpu()
             for j, i in enumerate(batch):

@@ -153,16 +153,23 @@ class PRM(nn.Module):
         return out
 
 
+def pad_right(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input ids, attention mask) of token sequences padded on the right: real tokens keep their positions."""
+    width = max(len(x) for x in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for b, x in enumerate(seqs):
+        ids[b, : len(x)] = torch.tensor(x)
+        mask[b, : len(x)] = 1
+    return ids, mask
+
+
 def collate(encoded: list[Encoded], pad_id: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Right-padded batch with flattened tag and feature positions (see the module docstring)."""
-    width = max(len(e.input_ids) for e in encoded)
-    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    ids, mask = pad_right([e.input_ids for e in encoded], pad_id)
     tag_b, tag_t, fb, ft, fs, fk = [], [], [], [], [], []
     step = 0
     for b, e in enumerate(encoded):
-        ids[b, : len(e.input_ids)] = torch.tensor(e.input_ids)
-        mask[b, : len(e.input_ids)] = 1
         for j, t in enumerate(e.tags):
             tag_b.append(b)
             tag_t.append(t)

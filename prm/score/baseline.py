@@ -180,15 +180,13 @@ def _target_logprobs(model, hidden, targets):
 def _score_batch(model, batch: Sequence[_Encoded], pad_id: int, bf16: bool) -> list[list[float]]:
     import torch
 
+    from prm.model.prm import pad_right
+
     device = next(model.parameters()).device
-    width = max(len(e.ids) for e in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    ids, mask = pad_right([e.ids for e in batch], pad_id)  # right padding: positions of real tokens are unchanged
     rows, cols, segments = [], [], []  # one entry per scored token; segment = (record, step) in batch order
     n_segments = 0
     for b, e in enumerate(batch):
-        ids[b, : len(e.ids)] = torch.tensor(e.ids)
-        mask[b, : len(e.ids)] = 1  # right padding: positions of real tokens are unchanged
         for toks in e.targets:
             rows += [b] * len(toks)
             cols += toks
