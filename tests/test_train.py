@@ -358,3 +358,15 @@ def test_bf16_training_on_frozen_bf16_weights_runs_and_learns_something(tmp_path
 
     adapter = load_file(out / "adapter_model.safetensors")
     assert adapter and all(v.dtype == torch.float32 for v in adapter.values())  # trained weights stay fp32
+
+
+def test_forward_with_every_parameter_in_bf16_and_no_autocast(tiny_model_dir):
+    """FSDP's mixed precision casts every parameter, the readout too, to bf16 and runs without autocast (it failed
+    on a GPU with 'mat1 and mat2 must have the same dtype' before the features were cast to the readout's dtype)."""
+    prm, tok = build(Spec(base=str(tiny_model_dir), features=True), LoraSpec(r=4))
+    prm.to(torch.bfloat16)
+    enc = encode(tok, prm.tag_id, "Tom has 3 apples.", ["3 + 4 = 7", "The answer is 7."], 256)
+    out = prm(collate([enc], tok.pad_token_id))
+    assert out.shape == (2,) and out.dtype == torch.float32 and torch.isfinite(out).all()
+    out.sum().backward()
+    assert prm.feat.weight.grad is not None

@@ -95,7 +95,9 @@ def _choose(logits: torch.Tensor, gens: list[torch.Generator], temperature: floa
     """Next token per row. logits: (rows, vocab) float32 -> (rows,) int64.
 
     Gumbel-max with per-row noise is an exact sample from softmax(logits / T) and lets each row use its own
-    generator (torch.multinomial takes one generator for the whole batch)."""
+    generator (torch.multinomial takes one generator for the whole batch). The noise is drawn on the logits' device
+    (each generator lives there): on a GPU, drawing it on the CPU and copying full-vocabulary logits back at every
+    step used to cost more than the model's forward pass."""
     if temperature <= 0:
         return logits.argmax(-1)
     logits = logits / temperature
@@ -106,7 +108,8 @@ def _choose(logits: torch.Tensor, gens: list[torch.Generator], temperature: floa
         drop_sorted = probs.cumsum(-1) - probs >= top_p
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
-    u = torch.stack([torch.rand(logits.shape[-1], generator=g) for g in gens]).clamp_(1e-10, 1.0)
+    u = torch.stack([torch.rand(logits.shape[-1], generator=g, device=logits.device) for g in gens])
+    u = u.clamp_(1e-10, 1.0)
     return (logits - torch.log(-torch.log(u))).argmax(-1)
 
 
@@ -203,7 +206,7 @@ class _Batch:
         self.cache = _new_cache()
         self.mask = torch.zeros((0, 0), dtype=torch.long, device=device)
         self.pos = torch.zeros((0,), dtype=torch.long, device=device)
-        self.logits = torch.zeros((0, 0))
+        self.logits = torch.zeros((0, 0), device=device)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache, bf16: bool) -> torch.Tensor:
         with bf16_autocast(self.model, bf16):
@@ -215,7 +218,7 @@ class _Batch:
                 logits_to_keep=1,
                 **{self.kwarg: cache},
             )
-        return res.logits[:, -1, :].float().cpu()
+        return res.logits[:, -1, :].float()
 
     def admit(self, prompts: list[list[int]], copies: list[int], pad: int, bf16: bool) -> None:
         """Prefill each prompt once, copy its cache to its rows (copies[r] = prompt index of new row r), and merge."""
@@ -231,7 +234,7 @@ class _Batch:
         logits = self.forward(ids, mask, pos, cache, bf16)
         sel = torch.tensor(copies, dtype=torch.long, device=self.device)
         cache.batch_select_indices(sel)
-        mask, pos, logits = mask[sel], pos[sel, -1], logits[sel.cpu()]
+        mask, pos, logits = mask[sel], pos[sel, -1], logits[sel]
         if self.mask.shape[0] == 0:
             self.cache, self.mask, self.pos, self.logits = cache, mask, pos, logits
             return
@@ -246,7 +249,7 @@ class _Batch:
     def keep(self, rows: list[int]) -> None:
         sel = torch.tensor(rows, dtype=torch.long, device=self.device)
         self.cache.batch_select_indices(sel)
-        self.mask, self.pos, self.logits = self.mask[sel], self.pos[sel], self.logits[sel.cpu()]
+        self.mask, self.pos, self.logits = self.mask[sel], self.pos[sel], self.logits[sel]
         # Columns that are padding for every remaining row (left behind by finished long rows) cost attention
         # time on every later step: drop them.
         cut = int((self.mask.cumsum(1) == 0).sum(1).min()) if rows else 0
@@ -308,7 +311,7 @@ def sample(
             uniq = sorted({i for i, _ in new})
             batch.admit([encoded[i] for i in uniq], [uniq.index(i) for i, _ in new], pad, params.bf16)
             rows += new
-            gens += [torch.Generator().manual_seed(_row_seed(params.seed, keys[i], k)) for i, k in new]
+            gens += [torch.Generator(device).manual_seed(_row_seed(params.seed, keys[i], k)) for i, k in new]
             toks += [[] for _ in new]
         nxt = _choose(batch.logits, gens, params.temperature, params.top_p).tolist()
         keep, finished, spent = [], 0, 0

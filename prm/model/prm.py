@@ -116,7 +116,8 @@ class PRM(nn.Module):
                     f = self.features(feat_hidden, lm_w, batch)
             else:
                 f = self.features(feat_hidden, lm_w, batch)
-            logit = logit + self.feat(f).squeeze(-1)
+            # FSDP's mixed precision holds the readout in bf16 without autocast; the features come out in fp32.
+            logit = logit + self.feat(f.to(self.feat.weight.dtype)).squeeze(-1)
         return logit.float()
 
     @staticmethod
