@@ -16,7 +16,7 @@ import torch
 from prm import cli
 from prm.model.encode import STEP_TAG, add_step_tag, encode, equation_span, result_span
 from prm.model.io import LoraSpec, build, load
-from prm.model.prm import Spec, collate
+from prm.model.prm import Spec, collate, prefix_tree
 from prm.records import read_records
 from prm.score.prm_scorer import PRMScorer, length_batches
 
@@ -370,3 +370,79 @@ def test_forward_with_every_parameter_in_bf16_and_no_autocast(tiny_model_dir):
     assert out.shape == (2,) and out.dtype == torch.float32 and torch.isfinite(out).all()
     out.sum().backward()
     assert prm.feat.weight.grad is not None
+
+
+def test_prefix_tree_shares_common_prefixes_only():
+    from prm.model.prm import prefix_tree
+
+    tokens, parent, paths = prefix_tree([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3, 4], [2, 2]])
+    assert tokens == [1, 2, 3, 4, 5, 2, 2]
+    assert parent == [-1, 0, 1, 2, 1, -1, 5]
+    assert paths == [[0, 1, 2, 3], [0, 1, 4], [0, 1, 2, 3], [5, 6]]  # a repeated sequence adds nothing
+    for path, seq in zip(paths, [[1, 2, 3, 4], [1, 2, 5], [1, 2, 3, 4], [2, 2]], strict=True):
+        assert [tokens[i] for i in path] == seq and all(parent[b] == a for a, b in zip(path, path[1:], strict=False))
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_shared_rows_give_the_same_logits_and_gradients_as_separate_rows(tiny_model_dir, attn):
+    """Traces of one problem in one row (a prefix tree under a tree mask) see exactly their own context."""
+    from prm.model.prm import collate_shared
+
+    prm, tok = build(Spec(base=str(tiny_model_dir), features=True), LoraSpec(r=4, dropout=0.0))
+    prm.backbone.set_attn_implementation(attn)
+    with torch.no_grad():  # LoRA B starts at zero; give the adapter an effect to compare gradients through
+        for n, p in prm.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)
+    prob = "Tom has 3 apples. He buys 4 more, then doubles them."
+    encs = [
+        encode(tok, prm.tag_id, prob, ["3 + 4 = 7", "7 * 2 = 14", "The answer is 14."], 256),
+        encode(tok, prm.tag_id, prob, ["3 + 4 = 7", "7 * 2 = 15", "The answer is 15."], 256),
+        encode(tok, prm.tag_id, prob, ["3 + 4 = 8", "8 * 2 = 16"], 256),
+        encode(tok, prm.tag_id, "Mia has 12 marbles and loses 5.", ["12 - 5 = 7", "The answer is 7."], 256),
+    ]
+    separate = collate(encs, tok.pad_token_id)
+    shared = collate_shared([encs[:3], encs[3:]], tok.pad_token_id)
+    assert shared["input_ids"].shape[0] == 2
+    assert int(separate["attention_mask"].sum()) - shared["input_ids"][0].numel() > 20  # the problem is stored once
+    assert torch.equal(shared["feat_kind"], separate["feat_kind"]) and shared["feat_b"].numel() > 0
+
+    def run(batch):
+        prm.zero_grad()
+        out = prm(batch)
+        (out * torch.arange(1, out.numel() + 1)).sum().backward()
+        return out.detach(), {n: p.grad.clone() for n, p in prm.named_parameters() if p.grad is not None}
+
+    a, ga = run(separate)
+    b, gb = run(shared)
+    assert a.shape == (10,) and torch.allclose(a, b, atol=1e-5)
+    bad = {n: (ga[n] - gb[n]).abs().max().item() for n in ga if not torch.allclose(ga[n], gb[n], rtol=1e-4, atol=1e-5)}
+    assert ga.keys() == gb.keys() and not bad, bad
+
+
+def test_packs_group_one_problem_within_the_caps(tiny_model_dir):
+    from prm.records import StepRecord
+    from prm.train.config import TrainConfig
+    from prm.train.loop import epoch_batches, make_items, packs
+
+    _, tok = build(Spec(base=str(tiny_model_dir)), LoraSpec(r=4))
+    recs = [
+        StepRecord(
+            id=f"{p}/{k}", problem=f"Problem {p}: Tom has {p} apples.", steps=[f"{p} + {k} = {p + k}"], labels=[True]
+        )
+        for p in range(3)
+        for k in range(5)
+    ]
+    cfg = TrainConfig(train="t", output="o", base=str(tiny_model_dir), batch_size=4)
+    items, _ = make_items(recs, tok, 0, cfg)
+    rows = packs(items, cfg)
+    assert sorted(i for r in rows for i in r) == list(range(15))
+    assert all(len({items[i].problem for i in r}) == 1 and len(r) <= 4 for r in rows)
+    assert sorted(len(r) for r in rows) == [1, 1, 1, 4, 4, 4]
+    for batch in epoch_batches(items, cfg, 0, rows=rows):  # batch_size caps records, not rows
+        assert sum(len(r) for r in batch) <= 4
+    narrow = TrainConfig(train="t", output="o", base=str(tiny_model_dir), batch_tokens=64)
+    for r in packs(items, narrow):  # a row never outgrows batch_tokens unless one record alone does
+        assert len(r) == 1 or len(prefix_tree([items[i].enc.input_ids for i in r])[0]) <= 64
+    alone = TrainConfig(train="t", output="o", base=str(tiny_model_dir), share_prefixes=False)
+    assert packs(items, alone) == [[i] for i in range(15)]

@@ -51,7 +51,7 @@ class BenchConfig:
     scoring_traces: int = option(64, "scoring suite: traces per step count")
     trl_batch: int = option(8, "trl suite: records per batch, both trainers")
     trl_max_length: int = option(512, "trl suite: tokens per record at most, both trainers")
-    trl_lr: float = option(2e-4, "trl suite: peak learning rate of both LoRA runs (TRL's 1e-5 default is for full FT)")
+    trl_lr: float = option(5e-4, "trl suite: peak learning rate of both LoRA runs (TRL's 1e-5 default is for full FT)")
     trl_epochs: float = option(1.0, "trl suite: passes over the prm_train traces (same optimizer steps for both)")
     trl_progress: bool = option(True, "trl suite: progress bars of both trainers on stderr")
 

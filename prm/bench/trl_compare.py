@@ -3,12 +3,13 @@
     make bench-trl        # builds .venv-bench (this project + trl==1.13.0) and runs: prm bench --suites trl
 
 Both trainers get the same records (`prm_train` synthetic traces, matched pairs: half correct, first errors of every
-kind), the same backbone, the same LoRA (r=16, alpha 32, dropout 0.05 on every linear projection), backbone learning
+kind), the same backbone, the same LoRA (r=16, alpha 32, no dropout, on every linear projection), backbone learning
 rate, warmup + cosine schedule, batch size (`trl_batch` records), maximum length, bf16 autocast and no gradient
 checkpointing, for the same number of optimizer steps (`trl_epochs` passes): every record is seen equally often.
-Each keeps the rest of its own recipe: TRL's `disable_dropout` (default on) also zeroes the LoRA dropout, its Trainer
+Each keeps the rest of its own recipe: its Trainer
 clips gradients at norm 1 and draws random batches, and its `score` head trains at the backbone's rate; ours groups
-batches by length (less padding), does not clip, and trains its readout at `readout_lr`. Both read each record up to
+batches by length (less padding), puts the traces of one problem in one row (their shared prefix computed once),
+does not clip, and trains its readout at `readout_lr`. Both read each record up to
 its last labeled step (TRL's format cuts before the first null label; our trainer leaves out the unlabeled tail). Each
 trainer runs in its own process (peak memory is that process's), and the time spent on validation is left out of
 its training tokens/s. Quality is measured on the same `prm_test` held-out traces: AUROC of correct steps against
@@ -154,7 +155,7 @@ def train_trl(spec: dict) -> dict:
         dataloader_num_workers=0,
         disable_tqdm=not spec["progress"],
     )
-    lora = LoraConfig(task_type="TOKEN_CLS", r=16, lora_alpha=32, lora_dropout=0.05, target_modules=list(ALL_LINEAR))
+    lora = LoraConfig(task_type="TOKEN_CLS", r=16, lora_alpha=32, lora_dropout=0.0, target_modules=list(ALL_LINEAR))
     trainer = PRMTrainer(
         model=model,
         args=args,
@@ -219,6 +220,7 @@ def train_ours(spec: dict) -> dict:
         "seconds": report["seconds"],
         "eval_seconds": report["eval_seconds"],
         "tokens_per_s": report["tokens_per_s"],
+        "computed_tokens": report["computed_tokens"],  # fewer than tokens where rows share prefixes
         "quality": auroc_summary(test, scorer.score_batch([(r.problem, r.steps) for r in test])),
         "curve": read_curve(run_dir),
         "peak_training_mb": peak_training,
@@ -326,6 +328,10 @@ def rows_for(results: dict, baseline: dict, floor: dict, spec: dict, plot: Path)
                 "tokens/s",
             )
         )
+        if "computed_tokens" in r:
+            rows.append(
+                row(f"  {label}: tokens computed (traces of one problem share a row)", r["computed_tokens"], "")
+            )
         if "peak_training_mb" in r:
             rows.append(row(f"  {label}: peak memory, loading and training", r["peak_training_mb"], "MiB"))
         rows.append(row(f"  {label}: peak memory, whole process (test scoring included)", r["peak_memory_mb"], "MiB"))

@@ -11,12 +11,14 @@ Readouts (one logit per step; P(step correct) = sigmoid(logit)):
   the few positions that need them (hidden states gathered first, then projected).
 
 Batch layout (from `collate`): input_ids/attention_mask (B, T); tag_b/tag_t (N,) the batch row and position of
-every step tag; feat_b/feat_t/feat_step/feat_kind (M,) the tokens the features read, the step (0..N-1) each belongs
-to and which feature (0 result, 1 equation).
+every step tag; feat_b/feat_t/feat_p/feat_step/feat_kind (M,) the tokens the features read, the position each is
+predicted from, the step (0..N-1) each belongs to and which feature (0 result, 1 equation). `collate_shared` lays
+several traces of one problem in one row as a prefix tree: a boolean (B, 1, T, T) tree mask and position_ids.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -95,11 +97,31 @@ class PRM(nn.Module):
         model = self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
         return model.model
 
+    def _lm_weight(self) -> torch.Tensor:
+        """The LM head's weight as the readout and the features read it. peft's trainable-token wrapper (the step
+        tag's embedding, tied to the head) rebuilds the whole vocabulary matrix with the tag's row swapped in at every
+        `.weight` access, and backpropagates through that copy: a quarter of a training step. Neither reader needs
+        the tag's row (the label tokens and the feature targets are never the tag), so they read the frozen matrix."""
+        head = self.backbone.get_output_embeddings()
+        original = getattr(head, "original_module", None)
+        return original.weight if original is not None else head.weight
+
+    def _hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        mask = batch["attention_mask"]
+        if mask.dim() == 4 and getattr(self.backbone.config, "_attn_implementation", "sdpa") != "sdpa":
+            # A tree mask (collate_shared) is boolean, which SDPA takes as is; eager attention adds its mask.
+            mask = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(
+                ~mask, torch.finfo(torch.float32).min
+            )
+        return self._decoder()(
+            input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch.get("position_ids")
+        ).last_hidden_state
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logit per step tag: (N,)."""
-        hidden = self._decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        hidden = self._hidden(batch)
         h = hidden[batch["tag_b"], batch["tag_t"]]  # (N, H): gather first, project after
-        lm_w = self.backbone.get_output_embeddings().weight
+        lm_w = self._lm_weight()
         if self.head is not None:
             logit = self.head(h).squeeze(-1)
         else:
@@ -109,9 +131,7 @@ class PRM(nn.Module):
             feat_hidden = hidden
             if self.spec.features_from == "base" and hasattr(self.backbone, "disable_adapter"):
                 with torch.no_grad(), self.backbone.disable_adapter():
-                    feat_hidden = self._decoder()(
-                        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                    ).last_hidden_state
+                    feat_hidden = self._hidden(batch)
                 with torch.no_grad():
                     f = self.features(feat_hidden, lm_w, batch)
             else:
@@ -128,7 +148,7 @@ class PRM(nn.Module):
         if batch["feat_b"].numel() == 0:
             return out
         b, t = batch["feat_b"], batch["feat_t"]
-        h, target = hidden[b, t - 1], batch["input_ids"][b, t]
+        h, target = hidden[b, batch["feat_p"]], batch["input_ids"][b, t]  # each token is predicted from its parent
         # Only the positions the features read meet the LM head, a chunk at a time: a (positions x vocabulary) block
         # of a long scoring batch would otherwise take gigabytes.
         chunk = 512
@@ -168,26 +188,91 @@ def pad_right(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
 def collate(encoded: list[Encoded], pad_id: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Right-padded batch with flattened tag and feature positions (see the module docstring)."""
     ids, mask = pad_right([e.input_ids for e in encoded], pad_id)
-    tag_b, tag_t, fb, ft, fs, fk = [], [], [], [], [], []
+    return {
+        "input_ids": ids.to(device),
+        "attention_mask": mask.to(device),
+        **_positions([(b, e, range(len(e.input_ids))) for b, e in enumerate(encoded)], device),
+    }
+
+
+def prefix_tree(seqs: Sequence[Sequence[int]]) -> tuple[list[int], list[int], list[list[int]]]:
+    """Token sequences merged into one prefix tree: (token of each node, parent node of each (-1 at the root), the
+    node path of each sequence). Nodes are numbered in insertion order, so a parent always precedes its children.
+
+    >>> prefix_tree([[5, 6, 7], [5, 6, 8], [9]])
+    ([5, 6, 7, 8, 9], [-1, 0, 1, 1, -1], [[0, 1, 2], [0, 1, 3], [4]])
+    """
+    tokens: list[int] = []
+    parent: list[int] = []
+    child: dict[tuple[int, int], int] = {}
+    paths = []
+    for seq in seqs:
+        node, path = -1, []
+        for t in seq:
+            nxt = child.get((node, t))
+            if nxt is None:
+                nxt = child[(node, t)] = len(tokens)
+                tokens.append(t)
+                parent.append(node)
+            path.append(nxt)
+            node = nxt
+        paths.append(path)
+    return tokens, parent, paths
+
+
+def collate_shared(groups: list[list[Encoded]], pad_id: int, device: torch.device | str = "cpu") -> dict:
+    """One row per group of encodings (traces of one problem): their common prefixes are stored and computed once.
+
+    A token attends to itself and its ancestors in the group's prefix tree, and its position id is its depth, so
+    every token sees exactly the context it has in its own sequence: the logits equal `collate`'s (a test checks),
+    at a fraction of the tokens when traces share the problem and their first steps. attention_mask is a boolean
+    (rows, 1, T, T) mask; steps and feature tokens are flattened group by group, encoding by encoding, as `collate`
+    would for the same encodings in that order."""
+    trees = [prefix_tree([e.input_ids for e in g]) for g in groups]
+    width = max(len(t[0]) for t in trees)
+    ids, _ = pad_right([t[0] for t in trees], pad_id)
+    mask = torch.zeros((len(groups), 1, width, width), dtype=torch.bool)
+    pos = torch.zeros((len(groups), width), dtype=torch.long)
+    rows = []
+    for b, ((_, parent, paths), group) in enumerate(zip(trees, groups, strict=True)):
+        m = mask[b, 0]
+        m[range(width), range(width)] = True  # padding attends to itself only: no empty softmax row
+        for i, p in enumerate(parent):
+            if p >= 0:  # a node sees what its parent sees, and itself
+                m[i] |= m[p]
+                pos[b, i] = pos[b, p] + 1
+        rows += [(b, e, path) for e, path in zip(group, paths, strict=True)]
+    return {
+        "input_ids": ids.to(device),
+        "attention_mask": mask.to(device),
+        "position_ids": pos.to(device),
+        **_positions(rows, device),
+    }
+
+
+def _positions(rows: list[tuple[int, Encoded, Sequence[int]]], device) -> dict[str, torch.Tensor]:
+    """Tag and feature positions of encodings laid out in batch rows: (row, encoding, the row position of each of
+    its tokens). A feature token's parent is the position of the token before it in its own encoding."""
+    tag_b, tag_t, fb, ft, fp, fs, fk = [], [], [], [], [], [], []
     step = 0
-    for b, e in enumerate(encoded):
+    for b, e, where in rows:
         for j, t in enumerate(e.tags):
             tag_b.append(b)
-            tag_t.append(t)
+            tag_t.append(where[t])
             for kind, positions in ((0, e.result_tokens[j]), (1, e.equation_tokens[j])):
                 fb += [b] * len(positions)
-                ft += positions
+                ft += [where[x] for x in positions]
+                fp += [where[x - 1] for x in positions]
                 fs += [step] * len(positions)
                 fk += [kind] * len(positions)
             step += 1
     as_long = lambda x: torch.tensor(x, dtype=torch.long, device=device)  # noqa: E731
     return {
-        "input_ids": ids.to(device),
-        "attention_mask": mask.to(device),
         "tag_b": as_long(tag_b),
         "tag_t": as_long(tag_t),
         "feat_b": as_long(fb),
         "feat_t": as_long(ft),
+        "feat_p": as_long(fp),
         "feat_step": as_long(fs),
         "feat_kind": as_long(fk),
     }

@@ -25,7 +25,7 @@ from prm.eval.metrics import auroc_summary, pad_scores
 from prm.fileio import atomic_write
 from prm.model.encode import Encoded, encode, first_steps
 from prm.model.io import build, save
-from prm.model.prm import Spec, collate
+from prm.model.prm import Spec, collate, collate_shared, prefix_tree
 from prm.models import frozen_linears_to_bf16
 from prm.records import StepRecord, read_records
 from prm.score.prm_scorer import length_batches, score_encoded
@@ -38,6 +38,7 @@ class Item:
     enc: Encoded
     labels: list[float | None]  # per kept step: 1.0 / 0.0 / None (no loss)
     values: list[float | None]
+    problem: str = ""  # items of one problem may share a row (share_prefixes)
 
 
 def make_items(records: list[StepRecord], tok, tag_id: int, cfg: TrainConfig) -> tuple[list[Item], dict]:
@@ -63,26 +64,59 @@ def make_items(records: list[StepRecord], tok, tag_id: int, cfg: TrainConfig) ->
         # Steps after the last one with a loss change nothing (attention is causal): leave them out.
         n = max(i for i, u in enumerate(used) if u) + 1
         trimmed_steps += enc.kept - n
-        items.append(Item(first_steps(enc, n), labels[:n], values[:n]))
+        items.append(Item(first_steps(enc, n), labels[:n], values[:n], r.problem))
     counts = {"records": len(records), "used": len(items), "no_signal": empty, "truncated_steps": dropped_steps}
     return items, counts | {"unlabeled_tail_steps_left_out": trimmed_steps}
 
 
+def packs(items: list[Item], cfg: TrainConfig) -> list[list[int]]:
+    """Items that share a row: with share_prefixes, the items of one problem in file order, a row at most
+    batch_tokens wide (the prefix tree's size) and at most batch_size records (8 without a cap); else one each."""
+    if not cfg.share_prefixes:
+        return [[i] for i in range(len(items))]
+    cap = cfg.batch_size or 8
+    by_problem: dict[str, list[int]] = {}
+    for i, it in enumerate(items):
+        by_problem.setdefault(it.problem, []).append(i)
+    out = []
+    for members in by_problem.values():
+        cur: list[int] = []
+        for i in members:
+            seqs = [items[j].enc.input_ids for j in cur + [i]]
+            if cur and (len(cur) >= cap or len(prefix_tree(seqs)[0]) > cfg.batch_tokens):
+                out.append(cur)
+                cur = []
+            cur.append(i)
+        out.append(cur)
+    return out
+
+
 def epoch_batches(
-    items: list[Item], cfg: TrainConfig, epoch: int, processes: int = 1, rank: int = 0
-) -> list[list[int]]:
-    """This process's micro-batches of an epoch, in a seeded order. With several processes each takes every
+    items: list[Item], cfg: TrainConfig, epoch: int, processes: int = 1, rank: int = 0, rows: list | None = None
+) -> list[list[list[int]]]:
+    """This process's micro-batches of an epoch, in a seeded order: each a list of rows, each row the items it
+    holds (see `packs`; pass them as `rows` to skip recomputing). With several processes each takes every
     `processes`-th batch and the remainder (at most processes - 1 batches) is left out, so that every process runs
     the same number of steps: a process that ran out early would leave the others waiting in their all-reduce."""
-    batches = length_batches([len(it.enc.input_ids) for it in items], cfg.batch_tokens, cfg.batch_size)
+    rows = packs(items, cfg) if rows is None else rows
+    widths = [len(prefix_tree([items[i].enc.input_ids for i in r])[0]) for r in rows]
+    batches = length_batches(widths, cfg.batch_tokens, cfg.batch_size, sizes=[len(r) for r in rows])
     random.Random(cfg.seed * 1000 + epoch).shuffle(batches)
     if processes > 1:
         batches = batches[: len(batches) // processes * processes][rank::processes]
-    return batches
+    return [[rows[r] for r in b] for b in batches]
 
 
-def batch_loss(prm, items: list[Item], cfg: TrainConfig, pad_id: int, device) -> tuple[torch.Tensor, int]:
-    batch = collate([it.enc for it in items], pad_id, device)
+def batch_loss(prm, rows: list[list[Item]], cfg: TrainConfig, pad_id: int, device) -> tuple[torch.Tensor, int, int]:
+    """Loss of a micro-batch; also its record tokens (every record's own length, what another trainer would count)
+    and the tokens computed (fewer when rows share prefixes)."""
+    items = [it for row in rows for it in row]
+    if any(len(row) > 1 for row in rows):
+        batch = collate_shared([[it.enc for it in row] for row in rows], pad_id, device)
+        computed = sum(len(prefix_tree([it.enc.input_ids for it in row])[0]) for row in rows)
+    else:
+        batch = collate([it.enc for it in items], pad_id, device)
+        computed = int(batch["attention_mask"].sum())
     logits = prm(batch)
     labels = [x for it in items for x in it.labels]
     values = [x for it in items for x in it.values]
@@ -99,8 +133,7 @@ def batch_loss(prm, items: list[Item], cfg: TrainConfig, pad_id: int, device) ->
             target = torch.tensor([values[i] for i in idx], device=device, dtype=torch.float32)
             w = cfg.soft_weight if cfg.loss == "both" else 1.0
             loss = loss + w * bce(logits[idx], target)
-    tokens = int(batch["attention_mask"].sum())
-    return loss, tokens
+    return loss, sum(len(it.enc.input_ids) for it in items), computed
 
 
 def evaluate(prm, tok, val_records: list[StepRecord], cfg: TrainConfig) -> dict:
@@ -148,6 +181,11 @@ def run(cfg: TrainConfig) -> dict:
         # Every forward pass of training and evaluation runs under bf16 autocast here. Under FSDP the parameters
         # stay as loaded: sharding mixed-dtype parameters has not been tried on GPUs yet.
         frozen_linears_to_bf16(prm.backbone)
+    if cfg.attention == "eager" or (cfg.attention == "auto" and acc.device.type == "cpu"):
+        # On a CPU, PyTorch's SDPA with an explicit mask (padding, or the tree mask of shared rows) was 29% slower
+        # per step than plain matmul-softmax attention on our rows of a few hundred tokens. Eager attention keeps
+        # (rows x heads x width^2) probabilities per layer for backward, so it is left to GPUs' SDPA kernels there.
+        prm.backbone.set_attn_implementation("eager")
     if cfg.grad_checkpointing:
         prm.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(prm.backbone, "enable_input_require_grads"):
@@ -168,14 +206,15 @@ def run(cfg: TrainConfig) -> dict:
     opt = torch.optim.AdamW(
         [{"params": ps, "lr": lrs[g]} for g, ps in groups.items() if ps], weight_decay=cfg.weight_decay
     )
-    per_epoch = len(epoch_batches(items, cfg, 0, acc.num_processes, acc.process_index))
+    rows = packs(items, cfg)
+    per_epoch = len(epoch_batches(items, cfg, 0, acc.num_processes, acc.process_index, rows))
     if per_epoch == 0:
         raise ValueError(f"{cfg.train}: fewer micro-batches than processes ({acc.num_processes}); lower batch_tokens")
     total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum))
     sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup * total), total)
     model, opt, sched = acc.prepare(prm, opt, sched)
 
-    step, micro, tokens_seen, losses, last_loss = 0, 0, 0, [], None
+    step, micro, tokens_seen, losses, last_loss, computed = 0, 0, 0, [], None, 0
     if cfg.resume and (out_dir / "checkpoint" / "train_state.json").exists():
         step, micro, tokens_seen = load_state(out_dir / "checkpoint", prm, opt, sched)
     # One writer of the logs and config: the main process (the others would interleave their lines).
@@ -194,18 +233,21 @@ def run(cfg: TrainConfig) -> dict:
     stop = step >= total or (cfg.max_tokens is not None and tokens_seen >= cfg.max_tokens)
     epoch = micro // max(per_epoch, 1)
     while not stop:
-        order = epoch_batches(items, cfg, epoch, acc.num_processes, acc.process_index)
+        order = epoch_batches(items, cfg, epoch, acc.num_processes, acc.process_index, rows)
         for b in order[micro - epoch * per_epoch :]:
             with acc.accumulate(model):
-                loss, ntok = batch_loss(model, [items[i] for i in b], cfg, tok.pad_token_id, acc.device)
+                loss, ntok, ncomp = batch_loss(
+                    model, [[items[i] for i in r] for r in b], cfg, tok.pad_token_id, acc.device
+                )
                 acc.backward(loss)
                 opt.step()
                 sched.step()
                 opt.zero_grad()
             micro += 1
             if acc.num_processes > 1:  # every process must count the same tokens, or they stop at different steps
-                ntok = int(acc.reduce(torch.tensor([ntok], device=acc.device), reduction="sum").item())
+                ntok, ncomp = acc.reduce(torch.tensor([ntok, ncomp], device=acc.device), reduction="sum").tolist()
             tokens_seen += ntok
+            computed += ncomp
             losses.append(loss.item())
             if not acc.sync_gradients:
                 continue
@@ -247,6 +289,10 @@ def run(cfg: TrainConfig) -> dict:
         "seconds": round(secs, 1),
         "eval_seconds": round(eval_secs, 1),
         "tokens_per_s": round((tokens_seen - tokens_at_start) / secs, 1),
+        # Tokens are the records' own tokens (what another trainer counts); rows that share prefixes compute fewer.
+        "computed_tokens": computed,
+        "computed_share": round(computed / max(tokens_seen - tokens_at_start, 1), 3),
+        "rows": {"rows": len(rows), "records": len(items), "shared": cfg.share_prefixes},
         "final": final,
     }
     # Under FSDP every process takes part in gathering the full weights; the main process writes them.
