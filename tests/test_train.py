@@ -120,7 +120,8 @@ TINY_RUN = ["--bf16", "false", "--progress", "false", "--lora_r", "4"]
 
 def _data(tmp_path):
     train, val = tmp_path / "train.jsonl", tmp_path / "val.jsonl"
-    assert cli.main(["synth", "--n", "120", "--corrupt", "0.5", "--output", str(train)]) == 0
+    # pairs: the right and wrong solution of a problem share a row in training (share_prefixes)
+    assert cli.main(["synth", "--n", "60", "--pairs", "true", "--corrupt", "0.5", "--output", str(train)]) == 0
     assert cli.main(["synth", "--n", "30", "--corrupt", "0.5", "--split", "test", "--output", str(val)]) == 0
     return train, val
 
@@ -162,6 +163,9 @@ def test_train_save_reload_with_plain_peft_and_score(tmp_path, tiny_model_dir):
         assert (out / name).exists(), name
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "lr" in r] == [1, 2, 3, 4, 5, 6]
+    report = json.loads((out / "train_report.json").read_text())
+    assert report["attention"] == "eager"  # auto on a CPU
+    assert report["rows"]["rows"] < report["rows"]["records"] and report["computed_tokens"] < report["tokens"]
     assert any("auroc_first_error_all" in r for r in log)
 
     # plain peft, no prm code: the tokenizer knows the tag, the base is resized, the adapter loads

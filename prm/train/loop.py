@@ -284,6 +284,7 @@ def run(cfg: TrainConfig) -> dict:
         "data": counts,
         "processes": acc.num_processes,
         "distributed": acc.distributed_type.value,
+        "attention": getattr(prm.backbone.config, "_attn_implementation", None),
         "steps": step,
         "tokens": tokens_seen,
         "seconds": round(secs, 1),
