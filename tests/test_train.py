@@ -408,7 +408,10 @@ def test_shared_rows_give_the_same_logits_and_gradients_as_separate_rows(tiny_mo
     separate = collate(encs, tok.pad_token_id)
     shared = collate_shared([encs[:3], encs[3:]], tok.pad_token_id)
     assert shared["input_ids"].shape[0] == 2
-    assert int(separate["attention_mask"].sum()) - shared["input_ids"][0].numel() > 20  # the problem is stored once
+    problem_only = len(encode(tok, prm.tag_id, prob, [], 256).input_ids)
+    width = len(prefix_tree([e.input_ids for e in encs[:3]])[0])
+    assert shared["input_ids"].shape[1] == width  # the widest row is the three traces of one problem
+    assert width <= sum(len(e.input_ids) for e in encs[:3]) - 2 * problem_only  # the problem is stored once
     assert torch.equal(shared["feat_kind"], separate["feat_kind"]) and shared["feat_b"].numel() > 0
 
     def run(batch):
@@ -445,8 +448,25 @@ def test_packs_group_one_problem_within_the_caps(tiny_model_dir):
     assert sorted(len(r) for r in rows) == [1, 1, 1, 4, 4, 4]
     for batch in epoch_batches(items, cfg, 0, rows=rows):  # batch_size caps records, not rows
         assert sum(len(r) for r in batch) <= 4
-    narrow = TrainConfig(train="t", output="o", base=str(tiny_model_dir), batch_tokens=64)
-    for r in packs(items, narrow):  # a row never outgrows batch_tokens unless one record alone does
-        assert len(r) == 1 or len(prefix_tree([items[i].enc.input_ids for i in r])[0]) <= 64
+    # two-step records: one is 55 tokens, the tree of 2 is 74, of 3 is 92, of 4 is 110 (tiny tokenizer)
+    longer = [
+        StepRecord(id=r.id, problem=r.problem, steps=[*r.steps, f"Then {k} * 2 = {2 * k} apples."], labels=[True, True])
+        for k, r in enumerate(recs)
+    ]
+    narrow = TrainConfig(train="t", output="o", base=str(tiny_model_dir), batch_tokens=100)
+    long_items, _ = make_items(longer, tok, 0, narrow)
+    rows = packs(long_items, narrow)
+    widths = [len(prefix_tree([long_items[i].enc.input_ids for i in r])[0]) for r in rows]
+    assert sorted(len(r) for r in rows) == [2, 2, 2, 3, 3, 3] and max(widths) <= 100  # the width cap splits
     alone = TrainConfig(train="t", output="o", base=str(tiny_model_dir), share_prefixes=False)
     assert packs(items, alone) == [[i] for i in range(15)]
+
+
+def test_unshared_rows_compute_every_record_token(tmp_path, tiny_model_dir):
+    train, _ = _data(tmp_path)
+    out = tmp_path / "plain"
+    args = ["train", "--train", str(train), "--output", str(out), "--base", str(tiny_model_dir), "--max_steps", "3"]
+    args += ["--batch_tokens", "1024", "--eval_every", "0", "--share_prefixes", "false", *TINY_RUN]
+    assert cli.main(args) == 0
+    report = json.loads((out / "train_report.json").read_text())
+    assert report["rows"]["rows"] == report["rows"]["records"] and report["computed_tokens"] == report["tokens"] > 0

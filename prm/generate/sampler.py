@@ -4,7 +4,8 @@ Why our own loop rather than `model.generate`: a sequence that has written its a
 (its rows are dropped from the KV cache), so no compute goes to tokens after the answer; each prompt is prefilled
 once and its cache copied for its N samples; and every sample draws its randomness from its own generator, seeded by
 (seed, key, sample index), so a sample does not depend on which other prompts share its batch — a resumed run
-writes what an uninterrupted one would have.
+writes what an uninterrupted one would have. The generators live on the model's device, so the same seed gives
+the same samples on the same kind of device only (a GPU's random stream differs from a CPU's).
 
     samples = sample(model, tok, ["prompt a", "prompt b"], n=8, params=SamplingParams(temperature=0.8))
     samples[1][3].text   # the 4th sample of prompt b, cut after its answer line

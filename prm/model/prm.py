@@ -100,15 +100,21 @@ class PRM(nn.Module):
     def _lm_weight(self) -> torch.Tensor:
         """The LM head's weight as the readout and the features read it. peft's trainable-token wrapper (the step
         tag's embedding, tied to the head) rebuilds the whole vocabulary matrix with the tag's row swapped in at every
-        `.weight` access, and backpropagates through that copy: a quarter of a training step. Neither reader needs
-        the tag's row (the label tokens and the feature targets are never the tag), so they read the frozen matrix."""
+        `.weight` access, and backpropagates through that copy: a quarter of a training step. The readout never reads
+        the tag's row (the label tokens are not the tag), and no feature token is the tag, so both read the frozen
+        matrix. The tag's row still enters the features' softmax normaliser: there it is the untrained row, which
+        moves a log-probability by as much as one more vocabulary entry can (for `features_from="base"` this is
+        also the right row: the adapter, tag included, is off)."""
         head = self.backbone.get_output_embeddings()
         original = getattr(head, "original_module", None)
         return original.weight if original is not None else head.weight
 
     def _hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         mask = batch["attention_mask"]
-        if mask.dim() == 4 and getattr(self.backbone.config, "_attn_implementation", "sdpa") != "sdpa":
+        kernel = getattr(self.backbone.config, "_attn_implementation", "sdpa")
+        if mask.dim() == 4 and kernel not in ("sdpa", "eager"):
+            raise ValueError(f"shared rows need sdpa or eager attention, not {kernel!r}: set share_prefixes false")
+        if mask.dim() == 4 and kernel == "eager":
             # A tree mask (collate_shared) is boolean, which SDPA takes as is; eager attention adds its mask.
             mask = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(
                 ~mask, torch.finfo(torch.float32).min

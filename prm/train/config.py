@@ -41,14 +41,18 @@ class TrainConfig:
     warmup: float = option(0.05, "share of the steps spent warming up (then cosine decay to 0)")
     epochs: float = option(1.0, "passes over the training records")
     max_steps: int | None = option(None, "stop after this many optimizer steps (overrides epochs)")
-    max_tokens: int | None = option(None, "stop after this many training tokens (for equal-compute comparisons)")
+    max_tokens: int | None = option(
+        None, "stop after this many training tokens (each record's own tokens; shared rows compute fewer)"
+    )
     batch_tokens: int = option(4096, "padded tokens per micro-batch (batches are grouped by length)")
     batch_size: int | None = option(None, "records per micro-batch at most (to match another trainer's batch size)")
     attention: Literal["auto", "sdpa", "eager"] = option(
         "auto", "attention kernel: auto = eager on CPU (faster on short rows and tree masks), sdpa elsewhere"
     )
     share_prefixes: bool = option(
-        True, "traces of one problem share a row: their common prefix is computed once (tree mask; exact)"
+        True,
+        "traces of one problem share a row: their common prefix is computed once (each row exact under a tree mask; "
+        "rows hold several records, so an epoch has fewer, larger micro-batches)",
     )
     grad_accum: int = option(1, "micro-batches per optimizer step")
     max_length: int = option(512, "tokens per record at most; whole steps only, dropped steps are counted")

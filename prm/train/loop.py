@@ -38,7 +38,7 @@ class Item:
     enc: Encoded
     labels: list[float | None]  # per kept step: 1.0 / 0.0 / None (no loss)
     values: list[float | None]
-    problem: str = ""  # items of one problem may share a row (share_prefixes)
+    problem: str  # items of one problem may share a row (share_prefixes)
 
 
 def make_items(records: list[StepRecord], tok, tag_id: int, cfg: TrainConfig) -> tuple[list[Item], dict]:
@@ -74,7 +74,7 @@ def packs(items: list[Item], cfg: TrainConfig) -> list[list[int]]:
     batch_tokens wide (the prefix tree's size) and at most batch_size records (8 without a cap); else one each."""
     if not cfg.share_prefixes:
         return [[i] for i in range(len(items))]
-    cap = cfg.batch_size or 8
+    cap = cfg.batch_size or 8  # without a cap, a problem with many traces would make one very wide row
     by_problem: dict[str, list[int]] = {}
     for i, it in enumerate(items):
         by_problem.setdefault(it.problem, []).append(i)
@@ -181,7 +181,9 @@ def run(cfg: TrainConfig) -> dict:
         # Every forward pass of training and evaluation runs under bf16 autocast here. Under FSDP the parameters
         # stay as loaded: sharding mixed-dtype parameters has not been tried on GPUs yet.
         frozen_linears_to_bf16(prm.backbone)
-    if cfg.attention == "eager" or (cfg.attention == "auto" and acc.device.type == "cpu"):
+    if cfg.attention == "sdpa":
+        prm.backbone.set_attn_implementation("sdpa")
+    elif cfg.attention == "eager" or (cfg.attention == "auto" and acc.device.type == "cpu"):
         # On a CPU, PyTorch's SDPA with an explicit mask (padding, or the tree mask of shared rows) was 29% slower
         # per step than plain matmul-softmax attention on our rows of a few hundred tokens. Eager attention keeps
         # (rows x heads x width^2) probabilities per layer for backward, so it is left to GPUs' SDPA kernels there.
@@ -291,6 +293,7 @@ def run(cfg: TrainConfig) -> dict:
         "eval_seconds": round(eval_secs, 1),
         "tokens_per_s": round((tokens_seen - tokens_at_start) / secs, 1),
         # Tokens are the records' own tokens (what another trainer counts); rows that share prefixes compute fewer.
+        # computed_tokens counts this session only (a resumed run starts it again).
         "computed_tokens": computed,
         "computed_share": round(computed / max(tokens_seen - tokens_at_start, 1), 3),
         "rows": {"rows": len(rows), "records": len(items), "shared": cfg.share_prefixes},
