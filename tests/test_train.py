@@ -443,11 +443,11 @@ def test_packs_group_one_problem_within_the_caps(tiny_model_dir):
     cfg = TrainConfig(train="t", output="o", base=str(tiny_model_dir), batch_size=4)
     items, _ = make_items(recs, tok, 0, cfg)
     rows = packs(items, cfg)
-    assert sorted(i for r in rows for i in r) == list(range(15))
-    assert all(len({items[i].problem for i in r}) == 1 and len(r) <= 4 for r in rows)
-    assert sorted(len(r) for r in rows) == [1, 1, 1, 4, 4, 4]
+    assert sorted(i for r in rows for i in r.items) == list(range(15))
+    assert all(len({items[i].problem for i in r.items}) == 1 and len(r.items) <= 4 for r in rows)
+    assert sorted(len(r.items) for r in rows) == [1, 1, 1, 4, 4, 4]
     for batch in epoch_batches(items, cfg, 0, rows=rows):  # batch_size caps records, not rows
-        assert sum(len(r) for r in batch) <= 4
+        assert sum(len(r.items) for r in batch) <= 4
     # two-step records: one is 55 tokens, the tree of 2 is 74, of 3 is 92, of 4 is 110 (tiny tokenizer)
     longer = [
         StepRecord(id=r.id, problem=r.problem, steps=[*r.steps, f"Then {k} * 2 = {2 * k} apples."], labels=[True, True])
@@ -456,10 +456,11 @@ def test_packs_group_one_problem_within_the_caps(tiny_model_dir):
     narrow = TrainConfig(train="t", output="o", base=str(tiny_model_dir), batch_tokens=100)
     long_items, _ = make_items(longer, tok, 0, narrow)
     rows = packs(long_items, narrow)
-    widths = [len(prefix_tree([long_items[i].enc.input_ids for i in r])[0]) for r in rows]
-    assert sorted(len(r) for r in rows) == [2, 2, 2, 3, 3, 3] and max(widths) <= 100  # the width cap splits
+    widths = [len(prefix_tree([long_items[i].enc.input_ids for i in r.items])[0]) for r in rows]
+    assert [r.width for r in rows] == widths  # each row carries its tree's size
+    assert sorted(len(r.items) for r in rows) == [2, 2, 2, 3, 3, 3] and max(widths) <= 100  # the width cap splits
     alone = TrainConfig(train="t", output="o", base=str(tiny_model_dir), share_prefixes=False)
-    assert packs(items, alone) == [[i] for i in range(15)]
+    assert [r.items for r in packs(items, alone)] == [[i] for i in range(15)]
 
 
 def test_unshared_rows_compute_every_record_token(tmp_path, tiny_model_dir):

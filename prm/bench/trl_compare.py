@@ -6,11 +6,10 @@ Both trainers get the same records (`prm_train` synthetic traces, matched pairs:
 kind), the same backbone, the same LoRA (r=16, alpha 32, no dropout, on every linear projection), backbone learning
 rate, warmup + cosine schedule, batch size (`trl_batch` records), maximum length, bf16 autocast and no gradient
 checkpointing, for the same number of optimizer steps (`trl_epochs` passes): every record is seen equally often.
-Each keeps the rest of its own recipe: its Trainer
-clips gradients at norm 1 and draws random batches, and its `score` head trains at the backbone's rate; ours groups
-batches by length (less padding), puts the traces of one problem in one row (their shared prefix computed once),
-does not clip, and trains its readout at `readout_lr`. Both read each record up to
-its last labeled step (TRL's format cuts before the first null label; our trainer leaves out the unlabeled tail). Each
+Each keeps the rest of its own recipe: TRL's Trainer clips gradients at norm 1 and draws random batches, and its
+`score` head trains at the backbone's rate; ours groups batches by length (less padding), puts the traces of one
+problem in one row (their shared prefix computed once), does not clip, and trains its readout at `readout_lr`.
+Both read each record up to its last labeled step (TRL's format cuts before the first null label; our trainer leaves out the unlabeled tail). Each
 trainer runs in its own process (peak memory is that process's), and the time spent on validation is left out of
 its training tokens/s. Quality is measured on the same `prm_test` held-out traces: AUROC of correct steps against
 first-error steps, overall and per error kind, and step AUROC over every labeled step; beside them the position-only

@@ -17,6 +17,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -69,54 +70,57 @@ def make_items(records: list[StepRecord], tok, tag_id: int, cfg: TrainConfig) ->
     return items, counts | {"unlabeled_tail_steps_left_out": trimmed_steps}
 
 
-def packs(items: list[Item], cfg: TrainConfig) -> list[list[int]]:
+class Row(NamedTuple):
+    """Items laid out in one batch row, and the row's width: its prefix tree's size (the tokens it computes)."""
+
+    items: list[int]
+    width: int
+
+
+def packs(items: list[Item], cfg: TrainConfig) -> list[Row]:
     """Items that share a row: with share_prefixes, the items of one problem in file order, a row at most
-    batch_tokens wide (the prefix tree's size) and at most batch_size records (8 without a cap); else one each."""
+    batch_tokens wide and at most batch_size records (8 without a cap); else one each."""
     if not cfg.share_prefixes:
-        return [[i] for i in range(len(items))]
+        return [Row([i], len(it.enc.input_ids)) for i, it in enumerate(items)]
     cap = cfg.batch_size or 8  # without a cap, a problem with many traces would make one very wide row
     by_problem: dict[str, list[int]] = {}
     for i, it in enumerate(items):
         by_problem.setdefault(it.problem, []).append(i)
     out = []
     for members in by_problem.values():
-        cur: list[int] = []
+        cur = Row([], 0)
         for i in members:
-            seqs = [items[j].enc.input_ids for j in cur + [i]]
-            if cur and (len(cur) >= cap or len(prefix_tree(seqs)[0]) > cfg.batch_tokens):
+            width = len(prefix_tree([items[j].enc.input_ids for j in [*cur.items, i]])[0])
+            if cur.items and (len(cur.items) >= cap or width > cfg.batch_tokens):
                 out.append(cur)
-                cur = []
-            cur.append(i)
+                cur, width = Row([], 0), len(items[i].enc.input_ids)
+            cur = Row([*cur.items, i], width)
         out.append(cur)
     return out
 
 
 def epoch_batches(
-    items: list[Item], cfg: TrainConfig, epoch: int, processes: int = 1, rank: int = 0, rows: list | None = None
-) -> list[list[list[int]]]:
-    """This process's micro-batches of an epoch, in a seeded order: each a list of rows, each row the items it
-    holds (see `packs`; pass them as `rows` to skip recomputing). With several processes each takes every
-    `processes`-th batch and the remainder (at most processes - 1 batches) is left out, so that every process runs
-    the same number of steps: a process that ran out early would leave the others waiting in their all-reduce."""
+    items: list[Item], cfg: TrainConfig, epoch: int, processes: int = 1, rank: int = 0, rows: list[Row] | None = None
+) -> list[list[Row]]:
+    """This process's micro-batches of an epoch, in a seeded order: each a list of rows (see `packs`; pass them as
+    `rows` to skip recomputing). With several processes each takes every `processes`-th batch and the remainder (at
+    most processes - 1 batches) is left out, so that every process runs the same number of steps: a process that
+    ran out early would leave the others waiting in their all-reduce."""
     rows = packs(items, cfg) if rows is None else rows
-    widths = [len(prefix_tree([items[i].enc.input_ids for i in r])[0]) for r in rows]
-    batches = length_batches(widths, cfg.batch_tokens, cfg.batch_size, sizes=[len(r) for r in rows])
+    batches = length_batches([r.width for r in rows], cfg.batch_tokens, cfg.batch_size, [len(r.items) for r in rows])
     random.Random(cfg.seed * 1000 + epoch).shuffle(batches)
     if processes > 1:
         batches = batches[: len(batches) // processes * processes][rank::processes]
     return [[rows[r] for r in b] for b in batches]
 
 
-def batch_loss(prm, rows: list[list[Item]], cfg: TrainConfig, pad_id: int, device) -> tuple[torch.Tensor, int, int]:
-    """Loss of a micro-batch; also its record tokens (every record's own length, what another trainer would count)
-    and the tokens computed (fewer when rows share prefixes)."""
+def batch_loss(prm, rows: list[list[Item]], cfg: TrainConfig, pad_id: int, device) -> tuple[torch.Tensor, int]:
+    """Loss of a micro-batch of rows, and its record tokens (every record's own length, what another trainer counts)."""
     items = [it for row in rows for it in row]
     if any(len(row) > 1 for row in rows):
         batch = collate_shared([[it.enc for it in row] for row in rows], pad_id, device)
-        computed = sum(len(prefix_tree([it.enc.input_ids for it in row])[0]) for row in rows)
     else:
         batch = collate([it.enc for it in items], pad_id, device)
-        computed = int(batch["attention_mask"].sum())
     logits = prm(batch)
     labels = [x for it in items for x in it.labels]
     values = [x for it in items for x in it.values]
@@ -133,7 +137,7 @@ def batch_loss(prm, rows: list[list[Item]], cfg: TrainConfig, pad_id: int, devic
             target = torch.tensor([values[i] for i in idx], device=device, dtype=torch.float32)
             w = cfg.soft_weight if cfg.loss == "both" else 1.0
             loss = loss + w * bce(logits[idx], target)
-    return loss, sum(len(it.enc.input_ids) for it in items), computed
+    return loss, sum(len(it.enc.input_ids) for it in items)
 
 
 def evaluate(prm, tok, val_records: list[StepRecord], cfg: TrainConfig) -> dict:
@@ -184,8 +188,8 @@ def run(cfg: TrainConfig) -> dict:
     if cfg.attention == "sdpa":
         prm.backbone.set_attn_implementation("sdpa")
     elif cfg.attention == "eager" or (cfg.attention == "auto" and acc.device.type == "cpu"):
-        # On a CPU, PyTorch's SDPA with an explicit mask (padding, or the tree mask of shared rows) was 29% slower
-        # per step than plain matmul-softmax attention on our rows of a few hundred tokens. Eager attention keeps
+        # On a CPU, PyTorch's SDPA with an explicit mask (padding, or the tree mask of shared rows) is slower than
+        # plain matmul-softmax attention on our rows of a few hundred tokens: 800 vs 983 tok/s (README). Eager attention keeps
         # (rows x heads x width^2) probabilities per layer for backward, so it is left to GPUs' SDPA kernels there.
         prm.backbone.set_attn_implementation("eager")
     if cfg.grad_checkpointing:
@@ -238,9 +242,10 @@ def run(cfg: TrainConfig) -> dict:
         order = epoch_batches(items, cfg, epoch, acc.num_processes, acc.process_index, rows)
         for b in order[micro - epoch * per_epoch :]:
             with acc.accumulate(model):
-                loss, ntok, ncomp = batch_loss(
-                    model, [[items[i] for i in r] for r in b], cfg, tok.pad_token_id, acc.device
+                loss, ntok = batch_loss(
+                    model, [[items[i] for i in r.items] for r in b], cfg, tok.pad_token_id, acc.device
                 )
+                ncomp = sum(r.width for r in b)
                 acc.backward(loss)
                 opt.step()
                 sched.step()
