@@ -125,12 +125,20 @@ def safe_eval(expr: str) -> Fraction:
 
 @dataclass(frozen=True)
 class Equation:
-    """One equation of a step: `expr` and `claimed` as written, `step[start:end]` the whole equation."""
+    """One equation of a step: `expr` and `claimed` as written, `step[start:end]` the whole equation. When it ends
+    a chain ("874 - 37 = 874 - 30 - 7 = 844 - 7 = 837"), `head` is the chain's first expression ("874 - 37": what
+    the step computes) and `step[start:end]` the whole chain; its other links are `Link`s."""
 
     expr: str
     claimed: str
     start: int
     end: int
+    head: str | None = None
+
+    @property
+    def route(self) -> str:
+        """The expression that says which operation on which numbers the equation performs."""
+        return self.head or self.expr
 
 
 _NUM = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|\.\d+"  # ".10" too: GSM8K writes ".10*60"
@@ -168,9 +176,10 @@ def _is_minus(t: _Tok) -> bool:
     return t.kind == "op" and t.text in "-−–"
 
 
-def _lhs(toks: list[_Tok], eq: int) -> int | None:
+def _lhs(toks: list[_Tok], eq: int, lone: bool = False) -> int | None:
     """Index of the first token of the arithmetic expression that ends just before toks[eq], or None when there is
-    none or its start is unclear (a left operand in prose: "M + 4 + 2 = 8", "2 pounds * 1/3 = 2/3")."""
+    none or its start is unclear (a left operand in prose: "M + 4 + 2 = 8", "2 pounds * 1/3 = 2/3"). With `lone`,
+    a lone number counts too (the middle of a chain "2 + 3 = 5 = 4 + 1")."""
     i = eq - 1
     while i >= 0 and eq - i <= _MAX_LHS_TOKENS:
         t, after = toks[i], toks[i + 1].kind
@@ -203,8 +212,15 @@ def _lhs(toks: list[_Tok], eq: int) -> int | None:
         start, kinds = start + 1, kinds[1:]  # "(so 3 + 4 = 7)": the "(" opens an aside, not the expression
     if not kinds or kinds.count("(") != kinds.count(")"):
         return None
-    binary = any(k in ("op", "x") and p in ("num", ")") for p, k in zip(kinds, kinds[1:], strict=False))
-    return start if binary and kinds[-1] in ("num", ")") else None
+    if lone and [k for k in kinds if k != "$"] == ["num"] and kinds[-1] == "num":
+        # Only as the middle of a chain or at the start: after a word a lone number is a name ("Week 2 = 35 + 35")
+        return start if prev is None or prev.kind == "=" else None
+    return start if _binary(kinds) and kinds[-1] in ("num", ")") else None
+
+
+def _binary(kinds: list[str]) -> bool:
+    """Whether a run of token kinds holds a binary operator (one after an operand)."""
+    return any(k in ("op", "x") and p in ("num", ")") for p, k in zip(kinds, kinds[1:], strict=False))
 
 
 # Words after a result that change its value or continue it: "= 50 cents", "= 1 and 1/3".
@@ -259,8 +275,105 @@ def find_equations(step: str) -> list[Equation]:
         left, right = _lhs(toks, eq), _rhs(toks, eq)
         if left is not None and right is not None:
             a, b, c = toks[left].start, toks[eq - 1].end, toks[eq + 1].start
-            found.append(Equation(step[a:b], step[c : toks[right].end], a, toks[right].end))
+            first, head_eq = left, None
+            while first >= 2 and toks[first - 1].kind == "=":  # the earlier links of a chain ending here
+                before = _lhs(toks, first - 1, lone=True)
+                if before is None:
+                    break
+                first, head_eq = before, first - 1
+            head = step[toks[first].start : toks[head_eq - 1].end] if head_eq is not None else None
+            found.append(Equation(step[a:b], step[c : toks[right].end], toks[first].start, toks[right].end, head))
     return sorted(found, key=lambda e: e.start)
+
+
+def _rhs_run(toks: list[_Tok], eq: int) -> int | None:
+    """Index of the last token of the arithmetic expression (or number) right after toks[eq], or None when what
+    follows is not one that ends cleanly: a result continued in words or units ("= 50 cents", "= 75%"), a clock
+    time, a number glued to letters, a mixed number in words, an expression trailing into prose."""
+    i = eq + 1
+    end = None
+    depth = 0
+    while i < len(toks):
+        t = toks[i]
+        prev = toks[i - 1].kind if i > eq + 1 else None
+        if t.kind == "x" and not (prev in ("num", ")") and i + 1 < len(toks) and toks[i + 1].kind in ("num", "(", "$")):
+            break
+        if t.kind not in ("num", "op", "x", "(", ")", "$"):
+            break
+        if t.kind == "op" and prev is not None and prev not in ("num", ")") and not _is_minus(t):
+            return None  # "= 3 * / 4": not arithmetic
+        depth += (t.kind == "(") - (t.kind == ")")
+        if depth < 0:
+            return None  # "(so 3 + 4 = 7)": the ")" closes an aside
+        if t.kind in ("num", ")") and depth == 0:
+            end = i
+        i += 1
+    if end is None or end != i - 1 or depth != 0:
+        return None  # nothing, or a run that trails into prose ("= 5 - the rest")
+    nxt = toks[i] if i < len(toks) else None
+    if nxt is None:
+        return end
+    if nxt.kind == "%" or nxt.text == "^" or nxt.text.lower() in _RESULT_SCALES:
+        return None
+    if nxt.kind in ("word", "x") and nxt.start == toks[end].end:
+        return None  # "= 5+3x", "= (1/2)X": algebra
+    if nxt.text == ":" and nxt.start == toks[end].end:
+        return None
+    if nxt.text == "and" and i + 2 < len(toks) and toks[i + 1].kind in ("num", "(") and toks[i + 2].text in "/(":
+        return None
+    return end
+
+
+@dataclass(frozen=True)
+class Link:
+    """One `=` of a step whose two sides are both arithmetic and not a plain `expression = number` (that is an
+    `Equation`): `left = right` with an expression on either side, e.g. each link of "(7 - 28) = (3 - 24) = -21"
+    but the last."""
+
+    left: str
+    right: str
+    start: int
+    end: int
+
+
+def find_links(step: str) -> list[Link]:
+    """Every claim `expression = expression` of a step that `find_equations` leaves out: the middle links of a
+    chain "2 + 3 = 5 + 1 = 6" and a link whose right side is an expression "7 - -7 * 4 = 7 - 28". Each is a claim
+    that both sides are equal, so a calculator checks it too (`check_step`).
+
+        >>> [(k.left, k.right) for k in find_links("x = (7 - -7 * 4) = (7 - 28) = -21")]
+        [('(7 - -7 * 4)', '(7 - 28)')]
+    """
+    if not isinstance(step, str):
+        return []
+    toks = _tokens(CALC_ANNOTATION.sub(lambda m: "§" * len(m[0]), step))
+    out = []
+    for eq, t in enumerate(toks):
+        if t.kind != "=" or (_lhs(toks, eq) is not None and _rhs(toks, eq) is not None):
+            continue  # not an "=", or an Equation
+        left, right = _lhs(toks, eq, lone=True), _rhs_run(toks, eq)
+        if left is None or right is None:
+            continue
+        lk, rk = [x.kind for x in toks[left:eq]], [x.kind for x in toks[eq + 1 : right + 1]]
+        if _binary(lk) or _binary(rk):
+            a, b = toks[left].start, toks[right].end
+            out.append(Link(step[a : toks[eq - 1].end], step[toks[eq + 1].start : b], a, b))
+    return out
+
+
+def check_link(link: Link) -> bool | None:
+    """True when both sides have the same value, False when not, None when either is unreadable. A lone number
+    written with k decimals may be the other side rounded to k decimals (as in `check_equation`)."""
+    try:
+        left, right = safe_eval(_as_arithmetic(link.left)), safe_eval(_as_arithmetic(link.right))
+    except CheckError:
+        return None
+    tolerance = Fraction(0)
+    for side in (link.left, link.right):
+        m = _CLAIM.fullmatch(side.strip())
+        if m and not m["d"] and "." in m["n"]:
+            tolerance = max(tolerance, Fraction(1, 2 * 10 ** len(m["n"].partition(".")[2])))
+    return abs(left - right) <= tolerance
 
 
 def claimed_value(claimed: str) -> Fraction | None:
@@ -317,12 +430,16 @@ def check_equation(eq: Equation) -> bool | None:
 
 
 def check_step(step: str) -> bool | None:
-    """False if any equation of the step is wrong; True if it has one and all are right; None otherwise.
+    """False if any equation or link of the step is wrong; True if it has one and all are right; None otherwise.
+    Every link of a chained equality is a claim, so "x = (7 - -7 * 4) = (7 - 28) = -21" is False although its last
+    link is right.
 
     >>> check_step("2 + 2 = 5"), check_step("1,200 / 4 = 300"), check_step("No arithmetic here.")
     (False, True, None)
+    >>> check_step("2 + 3 = 5 + 1 = 6"), check_step("7 - -7 * 4 = 7 - 28")
+    (False, False)
     """
-    verdicts = [check_equation(e) for e in find_equations(step)]
+    verdicts = [check_equation(e) for e in find_equations(step)] + [check_link(k) for k in find_links(step)]
     if False in verdicts:
         return False
     return True if True in verdicts else None

@@ -21,6 +21,13 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "synth": ("prm.synth", "SynthConfig", "run", "write verifiable arithmetic word problems with gold step chains"),
     "convert": ("prm.formats", "ConvertConfig", "run", "convert step records between formats (TRL, PRM800K, ...)"),
     "generate": ("prm.generate", "GenerateConfig", "run", "sample N step-by-step solutions per problem from a policy"),
+    "sft": ("prm.sft", "SFTConfig", "run", "fine-tune a policy (LoRA or full) to write step-by-step solutions"),
+    "improve": (
+        "prm.improve",
+        "ImproveConfig",
+        "run",
+        "rounds of self-improvement: sample, keep by outcome, PRM or gold, fine-tune, evaluate",
+    ),
     "train": ("prm.train", "TrainConfig", "run", "fine-tune a PRM (LoRA or full) on labeled step records"),
     "score": ("prm.score.prm_scorer", "ScoreConfig", "run", "score every step of every trace with a trained PRM"),
     "validate": ("prm.validate", "ValidateConfig", "run", "check a step-record file and print its statistics"),

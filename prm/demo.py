@@ -1,15 +1,17 @@
 """`make demo`: the whole pipeline on the embedded model, printing what each stage measured.
 
-synth (train and held-out problems) -> validate -> check every gold step and answer -> convert round trips ->
-generate (the policy samples a pool of N solutions per held-out problem, and a few solutions of training problems
-to label) -> label (`binary` first-error search with policy rollouts; agreement with the exact gold labels
-reported) -> train (a LoRA PRM on synthetic right/wrong pairs plus the labelled policy traces; optionally the
-outcome-only baseline on the same data) -> bon (PRM best-of-N against majority vote, oracle and the baselines,
-with the plot and the HTML report) -> search (optional: PRM beam search against best-of-N at equal tokens).
+synth (training and held-out problems) -> validate -> check every gold step and answer -> convert round trips ->
+sft (fine-tune the embedded base model on synthetic gold solutions: the policy) -> generate (the policy samples a
+pool of N solutions per held-out problem, and a few solutions of training problems to label) -> label (`binary`
+first-error search with the policy's rollouts; agreement with the exact gold labels reported) -> train (a LoRA PRM on
+synthetic right/wrong pairs plus the labelled policy traces; the outcome-only model on the same data) -> bon (PRM
+best-of-N against majority vote, the calculator, the perfect step judge, the oracle and the baselines, with the plot
+and the HTML report) -> search (optional: PRM beam search against best-of-N at equal tokens).
 
-The policy's problems use small numbers and 2-3 steps: the regime where the 135M policy solves some, so that
-selection has something to find. Held-out problems come from the test split (disjoint from every training problem
-by construction, see prm.synth).
+The embedded SmolLM2-135M solves 3-5% of these problems two-shot, and its right answers mostly come through wrong
+steps: nothing for a step judge to find. A few CPU-minutes of fine-tuning on synthetic gold solutions give a policy
+whose right answers mostly have right steps and whose errors are slips a judge can see. Held-out problems come from
+the test split (disjoint from every training problem by construction, see prm.synth).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 from prm.answers import answers_equal, extract_answer
 from prm.checker import check_step
@@ -36,10 +39,27 @@ class DemoConfig:
     test_n: int = option(200, "held-out problems of the format checks")
     min_steps: int = option(2, "fewest operations per problem of the format checks")
     max_steps: int = option(4, "most operations per problem of the format checks")
-    model: str = option("smollm2-135m", "policy and PRM backbone: a local folder, a hub id, or smollm2-135m")
-    policy_max_value: int = option(12, "largest number in the policy's problems (held-out, label and pair problems)")
-    policy_max_result: int = option(60, "largest intermediate value in the policy's problems")
-    policy_problems: int = option(32, "held-out problems of the best-of-N evaluation (2-3 steps, small numbers)")
+    model: str = option(
+        "smollm2-135m", "base model of the policy (and of the PRM): a local folder, a hub id, or smollm2-135m"
+    )
+    sft_problems: int = option(3000, "synthetic gold solutions the policy is fine-tuned on (policy range, train split)")
+    sft_tokens: int = option(150_000, "fine-tuning budget of the policy in tokens (prompt and solution)")
+    sft_lr: float = option(1e-3, "peak learning rate of the policy's LoRA fine-tuning")
+    prm_backbone: Literal["policy", "base"] = option(
+        "policy",
+        "backbone of the PRM, the outcome model and the likelihood baseline: the fine-tuned policy or its base",
+    )
+    arithmetic: Literal["plain", "worked"] = option(
+        "worked",
+        "how the synthetic solutions the policy and the PRM learn from write equations (prm synth --arithmetic)",
+    )
+    policy_min_steps: int = option(
+        2, "fewest operations in the policy's problems (held-out, label, pair and sft problems)"
+    )
+    policy_max_steps: int = option(4, "most operations in the policy's problems")
+    policy_max_value: int = option(20, "largest number in the policy's problems")
+    policy_max_result: int = option(200, "largest intermediate value in the policy's problems")
+    policy_problems: int = option(32, "held-out problems of the best-of-N evaluation")
     samples: int = option(16, "solutions sampled per held-out problem: the pool, N_max of best-of-N")
     max_new_tokens: int = option(256, "tokens per sampled solution at most")
     label_problems: int = option(16, "training problems the policy solves for the labeler")
@@ -48,7 +68,7 @@ class DemoConfig:
     label_k: int = option(4, "rollouts per probed prefix (binary, mc)")
     pairs: int = option(400, "synthetic training problems written twice, solved right and with one error")
     train_tokens: int = option(60_000, "PRM training budget in tokens (each trained model)")
-    outcome_baseline: bool = option(False, "also train the outcome-only model (last step's label) on the same data")
+    outcome_baseline: bool = option(True, "also train the outcome-only model (last step's label) on the same data")
     likelihood_baseline: bool = option(True, "also rank by the backbone's own likelihood of each step's result")
     trials: int = option(200, "random draws of N candidates per problem at each N")
     search_problems: int = option(0, "held-out problems also solved by PRM beam search (0 = skip the search stage)")
@@ -132,6 +152,8 @@ def run(cfg: DemoConfig) -> dict:
     from prm.generate import run as generate_run
     from prm.label import LabelConfig
     from prm.label import run as label_run
+    from prm.sft import SFTConfig
+    from prm.sft import run as sft_run
     from prm.train import TrainConfig
     from prm.train import run as train_run
 
@@ -141,22 +163,51 @@ def run(cfg: DemoConfig) -> dict:
     stage = Stages()
     format_checks(cfg, out, stage)
 
-    # The policy's regime: 2-3 steps, small numbers. Held-out pool from the test split; everything trained on
-    # comes from the train split.
+    # The policy's range. Held-out pool from the test split; everything trained on comes from the train split.
     small = SynthConfig(
-        seed=cfg.seed, min_steps=2, max_steps=3, max_value=cfg.policy_max_value, max_result=cfg.policy_max_result
+        seed=cfg.seed,
+        min_steps=cfg.policy_min_steps,
+        max_steps=cfg.policy_max_steps,
+        max_value=cfg.policy_max_value,
+        max_result=cfg.policy_max_result,
+        arithmetic=cfg.arithmetic,
     )
     synth_run(replace(small, split="test", n=cfg.policy_problems, output=str(out / "heldout-problems.jsonl")))
+    synth_run(replace(small, split="train", n=cfg.sft_problems, seed=cfg.seed + 3, output=str(out / "sft.jsonl")))
     synth_run(
         replace(small, split="train", n=cfg.label_problems, seed=cfg.seed + 1, output=str(out / "label-problems.jsonl"))
     )
     synth_run(
         replace(small, split="train", n=cfg.pairs, pairs=True, seed=cfg.seed + 2, output=str(out / "pairs.jsonl"))
     )
+    policy = str(out / "policy")
+    stage(
+        "sft",
+        lambda: sft_run(
+            SFTConfig(
+                train=str(out / "sft.jsonl"),
+                output=policy,
+                base=cfg.model,
+                lr=cfg.sft_lr,
+                max_tokens=cfg.sft_tokens,
+                epochs=100.0,
+                batch_tokens=2048,
+                eval_every=0,
+                save_every=0,
+                seed=cfg.seed,
+                progress=cfg.progress,
+            )
+        ),
+        lambda r: (
+            f"policy: LoRA on {cfg.model}, {r['steps']} steps on {r['data']['kept']} synthetic gold solutions, "
+            f"{r['tokens']} tokens, {r['tokens_per_s']:.0f} tok/s"
+        ),
+    )
+    backbone = policy if cfg.prm_backbone == "policy" else cfg.model
     gen = GenerateConfig(
         input="",
         output="",
-        model=cfg.model,
+        model=policy,
         n=cfg.samples,
         max_new_tokens=cfg.max_new_tokens,
         seed=cfg.seed,
@@ -201,7 +252,7 @@ def run(cfg: DemoConfig) -> dict:
                 k=cfg.label_k,
                 mode="hard",
                 consensus=consensus,
-                model=cfg.model,
+                model=policy,
                 seed=cfg.seed,
                 progress=cfg.progress,
             )
@@ -217,7 +268,7 @@ def run(cfg: DemoConfig) -> dict:
     tcfg = TrainConfig(
         train=str(out / "train.jsonl"),
         output=str(out / "prm"),
-        base=cfg.model,
+        base=backbone,
         max_tokens=cfg.train_tokens,
         epochs=10.0,
         eval_every=0,
@@ -250,7 +301,7 @@ def run(cfg: DemoConfig) -> dict:
     if cfg.likelihood_baseline:
         stage(
             "score",
-            lambda: _likelihood(cfg.model, out / "pool.jsonl", out / "pool.loglik.jsonl"),
+            lambda: _likelihood(backbone, out / "pool.jsonl", out / "pool.loglik.jsonl"),
             lambda n: f"{n} pool traces by the backbone's result likelihood (training-free)",
         )
         baselines.append(f"loglik={out / 'pool.loglik.jsonl'}")
@@ -286,7 +337,7 @@ def run(cfg: DemoConfig) -> dict:
                     expand=cfg.search_expand,
                     limit=cfg.search_problems,
                     pool=str(out / "bon" / "pool.scored.jsonl"),
-                    policy=cfg.model,
+                    policy=policy,
                     seed=cfg.seed,
                     progress=cfg.progress,
                 )
@@ -340,22 +391,25 @@ def _likelihood(model: str, traces: Path, output: Path) -> int:
 
 def demo_table(bon: dict, search: dict | None, g: dict) -> str:
     """The closing table: policy accuracy, then PRM best-of-N, majority and oracle (and baselines) at each N."""
-    from prm.bon.command import problem_spread, ranking_line
+    from prm.bon.command import errors_line, problem_spread, ranking_line
     from prm.bon.report import markdown_table
 
     sel = bon["selectors"]
-    cols = [c for c in ("prm-min", "prm-last", "prm-vote", "orm-last", "loglik-min", "majority", "oracle") if c in sel]
+    order = ("prm-min", "prm-last", "prm-vote", "orm-last", "loglik-min", "calc", "majority", "judge-vote", "oracle")
+    cols = [c for c in order if c in sel]
     lines = [
         f"\npolicy accuracy {100 * bon['policy_accuracy']:.1f}% ({g['problems']} held-out problems x {bon['n_max']} "
         f"samples); accuracy in %, mean ± std over {bon['trials']} random draws of N from each pool",
         f"samples with the right answer: {g['gold']['answer_right']}, of which every step is right by the gold "
         f"labeler: {g['gold']['steps_right']}",
+        "calc: vote among the samples whose equations all check; judge-vote: vote among the samples whose every "
+        "step is right by the gold labeler (a perfect step judge)",
         "",
         markdown_table(bon["ns"], sel, cols),
-        problem_spread(bon["ns"], sel, ("prm-min", "prm-last", "majority", "oracle")),
+        problem_spread(bon["ns"], sel, ("prm-min", "prm-vote", "orm-last", "calc", "majority", "judge-vote", "oracle")),
     ]
     if "ranking" in bon:
-        lines += ["", ranking_line(bon["ranking"])]
+        lines += ["", ranking_line(bon["ranking"]), errors_line(bon["first_errors"])]
     if search:
         b = search["bon_equal_tokens"]
         lines += [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,3 +39,23 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, bytes]]:
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             yield lineno, raw.rstrip(b"\r\n")
+
+
+@contextlib.contextmanager
+def atomic_files(folder: str | os.PathLike, marker: str) -> Iterator[Path]:
+    """Write a set of files into `folder` so that `marker` exists only once all of them do.
+
+    Yields a temporary folder inside `folder`; on success the old marker is removed first, every file is moved into
+    `folder` (renames, atomic one by one) and the marker last. Readers treat a folder without its marker as
+    incomplete, so a crash at any point never leaves a folder that looks complete but is not. Other files already
+    in `folder` (logs, a checkpoint) stay."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".save.", dir=folder))
+    try:
+        yield tmp
+        (folder / marker).unlink(missing_ok=True)
+        for f in sorted(tmp.iterdir(), key=lambda p: p.name == marker):
+            os.replace(f, folder / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -13,10 +13,13 @@ a temporary name and renamed, so an interrupted conversion never leaves a cache 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+POLICY_FILE = "policy.json"  # written by prm sft beside a fine-tuned policy: its base, and the prompt it learned
 
 EMBEDDED = {
     # alias -> (python package carrying the file, GGUF file name)
@@ -87,6 +90,18 @@ def resolve(name_or_path: str) -> str:
     return name_or_path
 
 
+def read_policy(model: str) -> dict | None:
+    """The policy.json of a fine-tuned policy folder, or None for anything else (an alias, a hub id, a plain
+    model folder)."""
+    path = Path(model) / POLICY_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a readable policy file ({e})") from None
+
+
 def frozen_linears_to_bf16(model) -> int:
     """Store the weights of frozen linear layers in bf16; returns how many were converted.
 
@@ -139,14 +154,34 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
 
 
 def load_model(name_or_path: str, *, dtype: str = "float32", trust_remote_code: bool = False):
+    """A causal LM in eval mode. A LoRA policy of `prm sft` (an adapter folder with policy.json) loads as its base
+    with the adapter merged in: the same weights as a saved merged model, for a few megabytes on disk. Bases may
+    themselves be such folders (the rounds of `prm improve`)."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(
-        resolve(name_or_path), dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
-    )
+    path = resolve(name_or_path)
+    policy = read_policy(path)
+    if policy is not None and policy.get("kind") == "lora":
+        from peft import PeftModel
+
+        # Merged in fp32 and cast afterwards: adding a low-rank update to bf16 weights would round it twice.
+        base = load_model(policy["base"], dtype="float32", trust_remote_code=trust_remote_code)
+        model = PeftModel.from_pretrained(base, path).merge_and_unload()
+        model = model.to(getattr(torch, dtype))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
+        )
     model.eval()
     return model
+
+
+def decoder(model):
+    """The transformer body of a causal LM (no LM head), through a peft wrapper if there is one: peft injects LoRA
+    in place, so the inner module carries it."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inner.get_decoder()
 
 
 def load(name_or_path: str, *, dtype: str = "float32", trust_remote_code: bool = False):

@@ -16,9 +16,11 @@ from prm.checker import (
     CheckError,
     Equation,
     check_equation,
+    check_link,
     check_step,
     claimed_value,
     find_equations,
+    find_links,
     safe_eval,
 )
 
@@ -157,13 +159,23 @@ def test_annotation_is_not_double_counted():
     assert check_step(step) is True
 
 
-def test_chains_check_lone_number_links_only():
-    eqs = find_equations("2 + 3 = 5 + 1 = 6")
-    assert [(e.expr, e.claimed) for e in eqs] == [("5 + 1", "6")]
+def test_chains_check_every_link():
+    # Equations are `expression = number`; the other links of a chain are claims too, checked as links.
+    step = "2 + 3 = 5 + 1 = 6"
+    assert [(e.expr, e.claimed) for e in find_equations(step)] == [("5 + 1", "6")]
+    assert [(k.left, k.right) for k in find_links(step)] == [("2 + 3", "5 + 1")]
+    assert check_link(find_links(step)[0]) is False
     assert [(e.expr, e.claimed) for e in find_equations("12 - 3 = 9 and 9 * 2 = 18")] == [
         ("12 - 3", "9"),
         ("9 * 2", "18"),
     ]
+    assert find_links("12 - 3 = 9 and 9 * 2 = 18") == []  # two equations, no chain
+    links = find_links("x = (7 - -7 * 4) = (7 - 28) = -21")
+    assert [(k.left, k.right) for k in links] == [("(7 - -7 * 4)", "(7 - 28)")]  # "x" is no arithmetic
+    assert check_step("(7 - 28) = (3 - 24) = -21") is True  # every link right
+    assert check_step("3 * 4 = 12 = 6 + 6") is True
+    assert check_step("10 / 3 = 3.33 = 3 + 0.33") is True  # rounded to the written precision
+    assert check_step("5 = 2 + 3 = 2 + 4 - 1") is True  # a lone number on the left of an expression
 
 
 @pytest.mark.parametrize(
@@ -182,7 +194,7 @@ def test_chains_check_lone_number_links_only():
         "6:00+48=6:48 PM",
         "100/5 = 5A/5",
         "2 + 2 = x",
-        "3 + 4 = 7 * 2",  # the right side is an expression: a chain link, skipped
+        "(so 3 + 4) = 7 * 2 apples",  # the "(" opens an aside: no left side
         "<<2+2=four>>",
     ],
 )
@@ -193,7 +205,9 @@ def test_undecidable_or_not_equations(step):
 @pytest.mark.parametrize(
     "step",
     ["2 + 2 = 5", "He pays 12 × 4 = 46 dollars.", "16-3=<<16-3=12>>12", "$12 + $5 = $18", "1,200 / 4 = 3,000",
-     "10 / 3 = 3", "2/3 = 0.66", "3 + 4 = 7 and 7 * 2 = 15", "(3 + 4) * 2 = 10", "25 / 1/3 = 8.33"],
+     "10 / 3 = 3", "2/3 = 0.66", "3 + 4 = 7 and 7 * 2 = 15", "(3 + 4) * 2 = 10", "25 / 1/3 = 8.33",
+     "3 + 4 = 7 * 2", "x = (7 - -7 * 4) = (7 - 28) = -21", "7 - -7 * 4 = 7 - 28", "2 + 3 = 5 + 1 = 6",
+     "12 = 3 * 5 apples"],
 )  # fmt: skip
 def test_wrong_results_detected(step):
     assert check_step(step) is False

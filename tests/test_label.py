@@ -111,10 +111,12 @@ def test_gold_empty_trace_and_missing_chain():
         label_gold(StepRecord("x/0", "q", ["1 + 1 = 2"], answer="2", meta={"problem": {}}))
 
 
-def test_gold_agrees_with_injected_errors():
+@pytest.mark.parametrize("arithmetic", ["plain", "worked"])
+def test_gold_agrees_with_injected_errors(arithmetic):
     """On prm synth solutions gold never errs on a right solution, never flags before the injected error, and finds
-    it exactly in all but the documented rare cases (a restatement or a coincidental route, found later)."""
-    traces = synth_traces(800, 4, 1, 8, 0.5)
+    it exactly in all but the documented rare cases (a restatement or a coincidental route, found later). Worked
+    solutions (chains of links) are judged by the operation their chain's first expression performs."""
+    traces = synth_traces(800, 4, 1, 8, 0.5, arithmetic)
     exact = 0
     for t in traces:
         injected = (t.meta.get("error") or {}).get("step")

@@ -58,12 +58,14 @@ def test_demo_writes_its_files(tmp_path, tiny_model_dir, capsys):
         "label_k": 2,
         "pairs": 6,
         "train_tokens": 600,
+        "sft_problems": 12,
+        "sft_tokens": 600,
         "trials": 5,
         "search_problems": 2,
         "search_width": 2,
         "search_expand": 2,
     }
-    args = ["--out_dir", str(out), "--model", str(tiny_model_dir), "--outcome_baseline", "true"]
+    args = ["--out_dir", str(out), "--model", str(tiny_model_dir)]
     args += [x for k, v in sizes.items() for x in (f"--{k}", str(v))]
     assert cli.main(["demo", *args]) == 0
     assert len(read_records(out / "problems-train.jsonl")) == 60
@@ -74,11 +76,17 @@ def test_demo_writes_its_files(tmp_path, tiny_model_dir, capsys):
     labeled = read_records(out / "labeled.jsonl")
     assert len(labeled) == 2 * 2 and all(r.meta["label"]["method"] == "binary" for r in labeled)
     assert len(read_records(out / "train.jsonl")) == 2 * 6 + 4
-    for model in ("prm", "orm"):
-        assert (out / model / "prm_spec.json").exists()
+    policy = json.loads((out / "policy" / "policy.json").read_text())
+    assert policy["base"] == str(tiny_model_dir) and policy["train_report"]["tokens"] >= 600
+    assert all(r.meta["policy"] == str(out / "policy") for r in read_records(out / "pool.jsonl"))
+    for model in ("prm", "orm"):  # on the fine-tuned policy (prm_backbone: policy)
+        assert json.loads((out / model / "prm_spec.json").read_text())["base"] == str(out / "policy")
     bon = json.loads((out / "bon" / "bon.json").read_text())
     assert bon["problems"] == 3 and bon["ns"] == [1, 2, 4]
-    assert {"prm-min", "orm-last", "loglik-min", "majority", "oracle"} <= set(bon["selectors"])
+    assert {"prm-min", "orm-last", "loglik-min", "calc", "majority", "judge-vote", "oracle"} <= set(bon["selectors"])
+    assert sum(bon["first_errors"].values()) == sum(
+        r.first_error() is not None for r in read_records(out / "pool.gold.jsonl")
+    )
     for f in ("bon.png", "bon.md", "report.html", "pool.scored.jsonl"):
         assert (out / "bon" / f).stat().st_size > 0
     search = json.loads((out / "search" / "search.json").read_text())

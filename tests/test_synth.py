@@ -465,3 +465,27 @@ def test_corrupt_options_from_the_command_line():
     assert cfg.error_kinds == ("off_by_k", "digit_swap") and cfg.after_error == "false"
     with pytest.raises(ConfigError, match="after_error"):
         load_config(SynthConfig, overrides={"after_error": "true"})
+
+
+def test_worked_solutions_are_chains_that_check_link_by_link():
+    from prm.checker import find_equations, find_links
+    from prm.label.gold import route
+
+    records = gen(n=400, seed=6, min_steps=1, max_steps=6, arithmetic="worked")
+    chains = 0
+    for rec in records:
+        meta = rec.meta
+        for i, step in enumerate(rec.steps[:-1]):
+            assert check_step(step) is True, step
+            (eq,) = find_equations(step)
+            assert int(eq.claimed) == meta["chain"][i + 1]
+            literals, ops = route(eq.route)  # the chain's first expression is the gold operation
+            assert set(ops) == {meta["ops"][i]} and meta["operands"][i] in literals
+            chains += bool(find_links(step))
+    assert chains > 300  # most multi-digit steps are worked
+    # A slip shows in the last link only; the other kinds keep every link true.
+    for rec in gen(n=300, seed=7, corrupt=1.0, min_steps=1, max_steps=5, arithmetic="worked"):
+        e, kind = rec.meta["error"]["step"], rec.meta["error"]["kind"]
+        slip = kind in ("off_by_k", "digit_swap")
+        assert check_step(rec.steps[e]) is (not slip), (kind, rec.steps[e])
+        assert all(check_step(s) is True for s in rec.steps[:e] + rec.steps[e + 1 : -1])

@@ -14,11 +14,12 @@ import pytest
 import torch
 
 from prm import cli
+from prm.fit.rows import length_batches, prefix_tree
 from prm.model.encode import STEP_TAG, add_step_tag, encode, equation_span, result_span
 from prm.model.io import LoraSpec, build, load
-from prm.model.prm import Spec, collate, prefix_tree
+from prm.model.prm import Spec, collate
 from prm.records import read_records
-from prm.score.prm_scorer import PRMScorer, length_batches
+from prm.score.prm_scorer import PRMScorer
 
 
 @pytest.fixture(scope="module")
@@ -377,7 +378,7 @@ def test_forward_with_every_parameter_in_bf16_and_no_autocast(tiny_model_dir):
 
 
 def test_prefix_tree_shares_common_prefixes_only():
-    from prm.model.prm import prefix_tree
+    from prm.fit.rows import prefix_tree
 
     tokens, parent, paths = prefix_tree([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3, 4], [2, 2]])
     assert tokens == [1, 2, 3, 4, 5, 2, 2]
@@ -428,9 +429,10 @@ def test_shared_rows_give_the_same_logits_and_gradients_as_separate_rows(tiny_mo
 
 
 def test_packs_group_one_problem_within_the_caps(tiny_model_dir):
+    from prm.fit.rows import epoch_batches, packs
     from prm.records import StepRecord
     from prm.train.config import TrainConfig
-    from prm.train.loop import epoch_batches, make_items, packs
+    from prm.train.loop import make_items
 
     _, tok = build(Spec(base=str(tiny_model_dir)), LoraSpec(r=4))
     recs = [
@@ -456,7 +458,7 @@ def test_packs_group_one_problem_within_the_caps(tiny_model_dir):
     narrow = TrainConfig(train="t", output="o", base=str(tiny_model_dir), batch_tokens=100)
     long_items, _ = make_items(longer, tok, 0, narrow)
     rows = packs(long_items, narrow)
-    widths = [len(prefix_tree([long_items[i].enc.input_ids for i in r.items])[0]) for r in rows]
+    widths = [len(prefix_tree([long_items[i].input_ids for i in r.items])[0]) for r in rows]
     assert [r.width for r in rows] == widths  # each row carries its tree's size
     assert sorted(len(r.items) for r in rows) == [2, 2, 2, 3, 3, 3] and max(widths) <= 100  # the width cap splits
     alone = TrainConfig(train="t", output="o", base=str(tiny_model_dir), share_prefixes=False)

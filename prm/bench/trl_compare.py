@@ -77,7 +77,7 @@ def trl_scores(model, tok, records: list[StepRecord], max_length: int, bf16: boo
     import torch
     from trl.experimental.prm import PRMTrainer
 
-    from prm.model.prm import pad_right
+    from prm.fit.rows import pad_right
     from prm.models import bf16_autocast
     from prm.score.prm_scorer import length_batches
 

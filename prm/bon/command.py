@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from prm.answers import answers_equal, extract_answer
@@ -31,6 +32,7 @@ from prm.bon.select import (
     powers_of_two,
     standard_selectors,
 )
+from prm.checker import check_step
 from prm.config import ConfigError, config, option, save_config
 from prm.fileio import atomic_write
 from prm.records import RecordError, StepRecord, iter_json_objects
@@ -73,10 +75,48 @@ class BonConfig:
 
 def candidate(r: StepRecord, scores: list[float], extra: dict | None = None) -> Candidate:
     """A trace as a candidate: the answer and correctness `prm generate` recorded (or, when absent, extracted from
-    the last step and compared with the gold answer)."""
+    the last step and compared with the gold answer), and whether the calculator finds a wrong equation in it."""
     pred = r.meta["prediction"] if "prediction" in r.meta else extract_answer(r.steps[-1])
     correct = r.meta["correct"] if "correct" in r.meta else answers_equal(pred, r.answer)
-    return Candidate(answer_key(pred), bool(correct), tuple(scores), int(r.meta.get("tokens", 0)), extra or {})
+    calc_ok = all(check_step(s) is not False for s in r.steps)
+    return Candidate(
+        answer_key(pred), bool(correct), tuple(scores), int(r.meta.get("tokens", 0)), extra or {}, calc_ok=calc_ok
+    )
+
+
+# First errors by the gold labeler's reason (prm.label.gold), as what a calculator can and cannot see.
+ERROR_KINDS = {
+    "wrong arithmetic": "arithmetic slip (the calculator sees it)",
+    "wrong final answer": "wrong answer line",
+    "off the gold chain": "wrong operation or operand",
+    "wrong route": "right value by a wrong route",
+    "back to an earlier value": "stale value",
+    "unsupported number": "unsupported number",
+    "empty trace": "empty",
+}
+
+
+def read_labels(path: str) -> dict[str, StepRecord]:
+    """id -> labelled record of a file from `prm label` (every record must carry labels)."""
+    out = {}
+    for line, obj in iter_json_objects(path):
+        r = StepRecord.from_dict(obj, path=path, line=line)
+        if all(x is None for x in r.labels):
+            raise RecordError(path, line, "labels", "no step is labelled: a labelled file is needed (prm label)")
+        out[r.id] = r
+    return out
+
+
+def first_error_kinds(records: list[StepRecord]) -> dict[str, int]:
+    """How many first errors of each kind the labelled records have (the gold labeler's reasons; other labelers'
+    records count as "unknown")."""
+    kinds: Counter = Counter()
+    for r in records:
+        if r.first_error() is None:
+            continue
+        reason = str(r.meta.get("label", {}).get("reason", ""))
+        kinds[next((v for k, v in ERROR_KINDS.items() if reason.startswith(k)), "unknown")] += 1
+    return dict(kinds.most_common())
 
 
 def read_scored(path: str | Path) -> dict[str, list[float]]:
@@ -154,7 +194,16 @@ def run(cfg: BonConfig) -> dict:
         raise ConfigError(f"n_max {n_max} is larger than the smallest pool ({size} traces) in {traces}")
     pools = [p[:n_max] for p in pools]
     records = [r[:n_max] for r in records]
-    selectors = standard_selectors(extra=list(baselines))
+    labelled = read_labels(cfg.labels) if cfg.labels else None
+    if labelled is not None:
+        missing = [r.id for recs in records for r in recs if r.id not in labelled]
+        if missing:
+            raise ConfigError(f"{cfg.labels}: no labels for trace {missing[0]!r}")
+        pools = [
+            [replace(c, steps_right=False not in labelled[r.id].labels) for c, r in zip(pool, recs, strict=True)]
+            for pool, recs in zip(pools, records, strict=True)
+        ]
+    selectors = standard_selectors(extra=list(baselines), judge=labelled is not None)
     ns = powers_of_two(n_max)
     curve = accuracy_curve(pools, ns, selectors, trials=cfg.trials, seed=cfg.seed)
     policy_acc = sum(c.correct for p in pools for c in p) / sum(len(p) for p in pools)
@@ -169,8 +218,9 @@ def run(cfg: BonConfig) -> dict:
         "selectors": curve,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    if cfg.labels:
-        result["ranking"] = ranking(records, pools, cfg.labels)
+    if labelled is not None:
+        result["ranking"] = ranking(records, pools, labelled)
+        result["first_errors"] = first_error_kinds([labelled[r.id] for recs in records for r in recs])
     table = markdown_table(ns, curve)
     with atomic_write(out / "bon.json") as f:
         json.dump(result, f, indent=2)
@@ -195,7 +245,15 @@ def run(cfg: BonConfig) -> dict:
     print(problem_spread(ns, curve))
     if "ranking" in result:
         print(ranking_line(result["ranking"]))
+        print(errors_line(result["first_errors"]))
     return result
+
+
+def errors_line(kinds: dict[str, int]) -> str:
+    """The pool's first errors by kind, in one line."""
+    total = sum(kinds.values())
+    parts = ", ".join(f"{n} {k}" for k, n in kinds.items())
+    return f"first errors in the pool by kind (gold labeler): {total} in all" + (f": {parts}" if parts else "")
 
 
 def problem_spread(ns: list[int], curve: dict, names=("prm-min", "majority", "oracle")) -> str:
@@ -215,31 +273,22 @@ def ranking_line(rk: dict) -> str:
     )
 
 
-def ranking(records: list[list[StepRecord]], pools: list[list[Candidate]], labels_path: str) -> dict:
+def ranking(records: list[list[StepRecord]], pools: list[list[Candidate]], labelled: dict[str, StepRecord]) -> dict:
     """How well each PRM aggregate ranks the pool's solutions (all problems together, AUROC): against "no wrong
     step" by the step labels in `labels_path`, and against "right answer"; and the step AUROC of the PRM's scores
     against every labelled step. A best-of-N selector can only be as good as the first ranking, and on a policy
     whose right answers are lucky guesses the two part ways."""
     from prm.eval.metrics import auroc
 
-    labelled = {}
-    for line, obj in iter_json_objects(labels_path):
-        r = StepRecord.from_dict(obj, path=labels_path, line=line)
-        if r.labels is None:
-            raise RecordError(labels_path, line, "labels", "missing: a labelled file is needed (prm label)")
-        labelled[r.id] = r.labels
     flat = [(r, c) for recs, pool in zip(records, pools, strict=True) for r, c in zip(recs, pool, strict=True)]
-    missing = [r.id for r, _ in flat if r.id not in labelled]
-    if missing:
-        raise ConfigError(f"{labels_path}: no labels for trace {missing[0]!r}")
     out: dict = {"solutions": len(flat)}
-    steps = [(s, y) for r, c in flat for s, y in zip(c.scores, labelled[r.id], strict=True) if y is not None]
+    steps = [(s, y) for r, c in flat for s, y in zip(c.scores, labelled[r.id].labels, strict=True) if y is not None]
     try:
         out["step_auroc"] = auroc([s for s, _ in steps], [y for _, y in steps])
     except ValueError:  # one class only
         out["step_auroc"] = None
     for name, truth in (
-        ("steps_right", [all(y is not False for y in labelled[r.id]) for r, _ in flat]),
+        ("steps_right", [bool(c.steps_right) for _, c in flat]),
         ("answer_right", [c.correct for _, c in flat]),
     ):
         aucs = {}

@@ -16,7 +16,7 @@ from pathlib import Path
 from prm.fileio import atomic_write
 
 # Selectors drawn with a dashed line: references rather than PRM selection.
-REFERENCE = ("majority", "random", "oracle")
+REFERENCE = ("calc", "majority", "random", "judge-vote", "oracle")
 # Selectors drawn with their ±1 std band over trials.
 BANDS = ("prm-min", "majority")
 

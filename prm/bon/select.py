@@ -28,13 +28,17 @@ AGGREGATES = ("min", "prod", "last", "mean")
 @dataclass(frozen=True)
 class Candidate:
     """One sampled solution: its answer key (`answer_key`; None = no answer), whether it is correct, one score per
-    step (from the main scorer), generated tokens, and scores from other scorers by name (baselines)."""
+    step (from the main scorer), generated tokens, scores from other scorers by name (baselines), whether a
+    calculator finds no wrong equation in it (`prm.checker.check_step`), and whether every step is right by
+    reference labels (None: no labels)."""
 
     answer: str | None
     correct: bool
     scores: tuple[float, ...]
     tokens: int = 0
     extra: dict[str, tuple[float, ...]] = field(default_factory=dict, compare=False)
+    calc_ok: bool = True
+    steps_right: bool | None = None
 
 
 def answer_key(prediction: str | None) -> str | None:
@@ -116,6 +120,26 @@ def weighted_vote(cands: Sequence[Candidate], how: str = "min") -> float:
     return _vote(cands, weights)
 
 
+def filtered_vote(cands: Sequence[Candidate], keep: Callable[[Candidate], bool]) -> float:
+    """Majority vote among the candidates `keep` accepts, or among all when it accepts none: a verifier used as a
+    filter before self-consistency."""
+    kept = [c for c in cands if keep(c)]
+    return majority(kept or cands)
+
+
+def calc_vote(cands: Sequence[Candidate]) -> float:
+    """The calculator selector: vote among the candidates whose equations all check (`calc_ok`), else among all. On
+    arithmetic it is the cheap verifier a PRM has to beat; it cannot see a wrong operation, operand or value that
+    is computed right."""
+    return filtered_vote(cands, lambda c: c.calc_ok)
+
+
+def judge_vote(cands: Sequence[Candidate]) -> float:
+    """A perfect step judge: vote among the candidates whose every step is right by the reference labels (e.g. the
+    exact `gold` labeler), else among all. What a PRM that judges steps without error would reach by voting."""
+    return filtered_vote(cands, lambda c: bool(c.steps_right))
+
+
 def random_pick(cands: Sequence[Candidate]) -> float:
     """A uniformly random candidate: its expected correctness is pass@1."""
     return sum(c.correct for c in cands) / len(cands)
@@ -129,16 +153,22 @@ def oracle(cands: Sequence[Candidate]) -> float:
 Selector = Callable[[Sequence[Candidate]], float]
 
 
-def standard_selectors(prefix: str = "prm", extra: Sequence[str] = (), extra_aggregates=("min", "last")) -> dict:
+def standard_selectors(
+    prefix: str = "prm", extra: Sequence[str] = (), extra_aggregates=("min", "last"), judge: bool = False
+) -> dict:
     """Every selector of `prm bon`, by name: `<prefix>-<aggregate>` for the main scorer, `<prefix>-vote` (weighted
-    majority), `<name>-<aggregate>` for each extra scorer, then majority, random and oracle."""
+    majority), `<name>-<aggregate>` for each extra scorer, then the calculator (`calc`), majority, random, with
+    `judge` the perfect step judge (`judge-vote`, needs reference labels), and oracle."""
     out: dict[str, Selector] = {f"{prefix}-{how}": (lambda cs, how=how: select_by_score(cs, how)) for how in AGGREGATES}
     out[f"{prefix}-vote"] = weighted_vote
     for name in extra:
         for how in extra_aggregates:
             out[f"{name}-{how}"] = lambda cs, how=how, name=name: select_by_score(cs, how, name)
+    out["calc"] = calc_vote
     out["majority"] = majority
     out["random"] = random_pick
+    if judge:
+        out["judge-vote"] = judge_vote
     out["oracle"] = oracle
     return out
 

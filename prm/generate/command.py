@@ -18,7 +18,7 @@ from pathlib import Path
 from prm.answers import answers_equal, extract_answer
 from prm.config import ConfigError, config, option, save_config
 from prm.fileio import atomic_write
-from prm.generate.prompt import DEFAULT_SHOTS, DEFAULT_SYSTEM, Shot, build_prompt
+from prm.generate.prompt import Shot, build_prompt, policy_prompt
 from prm.generate.sampler import Sample, SamplingParams, sample, weights_dtype
 from prm.records import ResumableWriter, StepRecord, iter_records, read_records
 
@@ -36,8 +36,13 @@ class GenerateConfig:
     top_p: float = option(1.0, "nucleus sampling mass (1 = off)")
     seed: int = option(0, "seed; each sample's randomness depends only on (seed, problem id, sample index)")
     bf16: bool = option(True, "bf16 weights and autocast (fastest on CPUs with bf16 support; fp32 otherwise)")
-    system: str | None = option(DEFAULT_SYSTEM, "system message (null for none)")
-    shots: tuple[Shot, ...] = option(DEFAULT_SHOTS, "worked examples shown before each problem (problem, solution)")
+    system: str | None = option(
+        None, "system message; null: the policy's own (a prm sft folder's), else the built-in line; \"\" for none"
+    )
+    shots: tuple[Shot, ...] | None = option(
+        None,
+        "worked examples (problem, solution); null: the policy's own (zero-shot for a prm sft folder), else two built-in ones; [] for none",
+    )
     trust_remote_code: bool = option(False, "let transformers run code shipped with the model")
     progress: bool = option(True, "show a progress bar on stderr")
 
@@ -107,7 +112,8 @@ def run(cfg: GenerateConfig) -> dict:
     t0, new_tokens = time.perf_counter(), 0
     if todo:
         model, tok = load(cfg.model, dtype=weights_dtype(cfg.bf16), trust_remote_code=cfg.trust_remote_code)
-        prompts = [build_prompt(tok, p.problem, shots=cfg.shots, system=cfg.system) for p in todo]
+        system, shots = policy_prompt(cfg.model, cfg.system, cfg.shots)
+        prompts = [build_prompt(tok, p.problem, shots=shots, system=system) for p in todo]
         params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, cfg.bf16, cfg.seed)
         bar = tqdm(total=len(todo) * cfg.n, unit="sample", disable=not cfg.progress, desc="generate", mininterval=2.0)
 

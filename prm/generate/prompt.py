@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from prm.models import read_policy
+
 
 @dataclass(frozen=True)
 class Shot:
@@ -40,6 +42,25 @@ DEFAULT_SHOTS = (
         solution="Each bag holds 45 / 5 = 9 rolls.\nAfter eating 2, the bag has 9 - 2 = 7 rolls.\nThe answer is 7.",
     ),
 )
+
+
+def policy_prompt(
+    model: str, system: str | None = None, shots: Sequence[Shot] | None = None
+) -> tuple[str, tuple[Shot, ...]]:
+    """The system line and worked examples to prompt `model` with: each one given wins; one left out (None) is the
+    policy's own, from the policy.json of a `prm sft` folder (a fine-tuned policy is prompted as it was trained,
+    zero-shot by default), else the built-in line and two examples. An empty system line means none.
+
+    >>> policy_prompt("smollm2-135m")[1] == DEFAULT_SHOTS, policy_prompt("smollm2-135m", shots=())[1]
+    (True, ())
+    """
+    own = read_policy(model)
+    if own is not None:
+        default_system = own.get("system") or ""
+        default_shots = tuple(Shot(**s) for s in own.get("shots", []))
+    else:
+        default_system, default_shots = DEFAULT_SYSTEM, DEFAULT_SHOTS
+    return (default_system if system is None else system), (default_shots if shots is None else tuple(shots))
 
 
 def messages(problem: str, shots: Sequence[Shot] = DEFAULT_SHOTS, system: str | None = DEFAULT_SYSTEM) -> list[dict]:

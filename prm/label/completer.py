@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from prm.answers import extract_answer
-from prm.generate.prompt import DEFAULT_SHOTS, DEFAULT_SYSTEM, Shot
+from prm.generate.prompt import DEFAULT_SHOTS, DEFAULT_SYSTEM, Shot, policy_prompt
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,8 @@ def make_completer(cfg, traces=()) -> Completer:
         lm, tok = load(cfg.model, dtype=weights_dtype(cfg.bf16))
         device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, cfg.bf16, cfg.seed)
-        return ModelCompleter(lm.to(device), tok, params, cfg.shots, cfg.system)
+        system, shots = policy_prompt(cfg.model, cfg.system, cfg.shots)
+        return ModelCompleter(lm.to(device), tok, params, shots, system)
     if spec.startswith("fake-script:"):
         from prm.label.fake import ScriptedCompleter
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 from prm.config import config, option
-from prm.generate.prompt import DEFAULT_SHOTS, DEFAULT_SYSTEM, Shot
+from prm.generate.prompt import Shot
 from prm.label.base import METHODS, LabelOptions
 
 HELP = {
@@ -27,8 +27,8 @@ HELP = {
     "top_p": "nucleus sampling mass (1 = off)",
     "seed": "seed; a rollout depends only on (seed, trace id, prefix length, rollout index), never on the batch",
     "bf16": "bf16 weights and autocast for the completer model (fp32 otherwise)",
-    "system": "system message of the completer's prompt (null for none); keep it as in prm generate",
-    "shots": "worked examples shown before the problem (problem, solution); keep them as in prm generate",
+    "system": "system message of the completer's prompt; null: the policy's own (as prm generate); \"\" for none",
+    "shots": "worked examples before the problem (problem, solution); null: the policy's own (as prm generate)",
 }
 
 
@@ -75,8 +75,8 @@ class LabelConfig:
     top_p: float = option(1.0, HELP["top_p"])
     seed: int = option(0, HELP["seed"])
     bf16: bool = option(True, HELP["bf16"])
-    system: str | None = option(DEFAULT_SYSTEM, HELP["system"])
-    shots: tuple[Shot, ...] = option(DEFAULT_SHOTS, HELP["shots"])
+    system: str | None = option(None, HELP["system"])
+    shots: tuple[Shot, ...] | None = option(None, HELP["shots"])
     progress: bool = option(True, "print a progress line per batch on stderr")
 
     def __post_init__(self) -> None:
@@ -122,8 +122,8 @@ class LabelReportConfig:
     top_p: float = option(1.0, HELP["top_p"])
     seed: int = option(0, HELP["seed"] + "; also the seed of the made problems")
     bf16: bool = option(True, HELP["bf16"])
-    system: str | None = option(DEFAULT_SYSTEM, HELP["system"])
-    shots: tuple[Shot, ...] = option(DEFAULT_SHOTS, HELP["shots"])
+    system: str | None = option(None, HELP["system"])
+    shots: tuple[Shot, ...] | None = option(None, HELP["shots"])
 
     def __post_init__(self) -> None:
         check_completer(self)

@@ -7,8 +7,8 @@ A step is judged as follows; the first step judged wrong is the first error (`fa
 `true`, the steps after it follow the convention (`null` by default, or `false`).
 
 1. Every equation the safe checker finds (`prm.checker.find_equations`, inline `a op b = c` and GSM8K `<<a*b=c>>`)
-   must be arithmetically right: a wrong one makes the step wrong ("wrong arithmetic"). An equation the checker cannot
-   read is ignored.
+   and every other link of a chained equality (`prm.checker.find_links`, `a + b = c + d`) must be arithmetically
+   right: a wrong one makes the step wrong ("wrong arithmetic"). One the checker cannot read is ignored.
 2. Each right equation's result r, in order within the step, must follow the gold chain:
    - r = chain[j] with j > p, computed by a GOLD ROUTE: its literals are {chain[m]} + operands[m:j] and its operators
      are ops[m:j] (as multisets, so `4 * 3` and `3 * 4` both match) for some m < j. The step advances: p = j. With
@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from prm.answers import answers_equal, extract_answer
-from prm.checker import check_equation, claimed_value, find_equations
+from prm.checker import check_equation, check_link, claimed_value, find_equations, find_links
 from prm.label.base import Labeled, apply_convention, synth_meta
 from prm.records import RecordError, StepRecord
 
@@ -144,6 +144,9 @@ def _follow(value: Fraction, expr: str, g: GoldProblem, p: int) -> tuple[int | N
 
 def judge_step(step: str, g: GoldProblem, p: int) -> tuple[bool, int, str]:
     """(right, new position, reason when wrong) for one step at walk position p (rules 1-4 of the module doc)."""
+    for link in find_links(step):  # "a + b = c + d": every link of a chain is a claim
+        if check_link(link) is False:
+            return False, p, f"wrong arithmetic: {step[link.start : link.end]}"
     eqs = find_equations(step)
     for eq in eqs:
         verdict = check_equation(eq)
@@ -152,7 +155,7 @@ def judge_step(step: str, g: GoldProblem, p: int) -> tuple[bool, int, str]:
         value = claimed_value(eq.claimed) if verdict else None
         if value is None:
             continue
-        p2, why = _follow(value, eq.expr, g, p)
+        p2, why = _follow(value, eq.route, g, p)
         if p2 is None:
             return False, p, why
         p = p2

@@ -29,13 +29,17 @@ from prm.label.gold import label_gold
 from prm.records import StepRecord, read_records
 
 
-def synth_traces(n: int, seed: int, min_steps: int, max_steps: int, corrupt: float) -> list[StepRecord]:
+def synth_traces(
+    n: int, seed: int, min_steps: int, max_steps: int, corrupt: float, arithmetic: str = "plain"
+) -> list[StepRecord]:
     """`prm synth` test-split solutions shaped as `prm generate` traces (id `<problem>/0`, meta.problem = the problem's
     meta); a corrupted one keeps its injected error in meta["error"] (kind, step)."""
     from prm.synth import SynthConfig, generate
 
     out = []
-    cfg = SynthConfig(n=n, seed=seed, split="test", min_steps=min_steps, max_steps=max_steps, corrupt=corrupt)
+    cfg = SynthConfig(
+        n=n, seed=seed, split="test", min_steps=min_steps, max_steps=max_steps, corrupt=corrupt, arithmetic=arithmetic
+    )
     for r in generate(cfg):
         problem = {k: v for k, v in r.meta.items() if k not in ("error", "written_chain")}
         prediction = extract_answer(r.steps[-1])

@@ -22,8 +22,9 @@ from prm.score.baseline import result_span  # the same "written result" the trai
 STEP_TAG = "<|prm_step|>"
 
 _NUMBER = r"-?\$?\d[\d,]*(?:\.\d+)?"
-# An equation: an arithmetic expression, "=", a number.
-_EQUATION = re.compile(rf"(?:{_NUMBER}|\()[\d\s.,$()+\-*/×÷x]*=\s*{_NUMBER}")
+# An equation: an arithmetic expression, "=", a number; a chain of them ("26 * 23 = 26 * 20 + 26 * 3 = 520 + 78 =
+# 598") is one span, so the features read every link's tokens.
+_EQUATION = re.compile(rf"(?:{_NUMBER}|\()[\d\s.,$()+\-*/×÷x=]*=\s*{_NUMBER}")
 
 
 def add_step_tag(tokenizer) -> int:
@@ -34,7 +35,7 @@ def add_step_tag(tokenizer) -> int:
 
 
 def equation_span(step: str) -> tuple[int, int] | None:
-    """Character span of the last equation in the step (operands, operators and result).
+    """Character span of the last equation in the step (operands, operators and result; a whole chain).
 
     >>> s = "Mia gives away 4, so she has 17 - 4 = 13 marbles."
     >>> s[slice(*equation_span(s))]

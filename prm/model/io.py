@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from prm.fileio import atomic_files
 from prm.model.encode import add_step_tag
 from prm.model.prm import PRM, Spec
 
@@ -86,18 +85,14 @@ def save(
     extra: dict | None = None,
     state_dict: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write the checkpoint into `folder` (other files there, such as logs, stay). Every file is written in a
-    temporary folder first and renamed into place; prm_spec.json goes last, so its presence marks a complete
-    checkpoint and a crash never leaves one that looks complete but is not.
+    """Write the checkpoint into `folder` (other files there, such as logs, stay), atomically as a set
+    (`prm.fileio.atomic_files`): prm_spec.json goes last, so its presence marks a complete checkpoint.
 
     `state_dict`: the PRM's full state gathered from sharded training (FSDP), used instead of the module's own
     parameters, which are then only this process's shards."""
     from safetensors.torch import save_file
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".save.", dir=folder))
-    try:
+    with atomic_files(folder, "prm_spec.json") as tmp:
         gathered = {}
         if state_dict is not None:
             gathered["state_dict"] = {k[9:]: v for k, v in state_dict.items() if k.startswith("backbone.")}
@@ -114,11 +109,6 @@ def save(
         state = {k: v.detach().float().contiguous() for k, v in readout.items()}
         save_file(state or {"empty": torch.zeros(1)}, tmp / "readout.safetensors")
         (tmp / "prm_spec.json").write_text(json.dumps(prm.spec.to_json() | (extra or {}), indent=2))
-        (folder / "prm_spec.json").unlink(missing_ok=True)
-        for f in sorted(tmp.iterdir(), key=lambda p: p.name == "prm_spec.json"):
-            os.replace(f, folder / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

@@ -24,7 +24,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from prm.fit.rows import eager_mask, pad_right, tree_rows
 from prm.model.encode import Encoded
+from prm.models import decoder
 
 N_FEATURES = 4  # result mean, equation mean, equation min, has-equation indicator
 
@@ -92,11 +94,6 @@ class PRM(nn.Module):
         if self.feat is not None:
             self.feat.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("feat.")})
 
-    def _decoder(self) -> nn.Module:
-        # The transformer body without the LM head: peft injects LoRA in place, so its inner module carries it.
-        model = self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
-        return model.model
-
     def _lm_weight(self) -> torch.Tensor:
         """The LM head's weight as the readout and the features read it. peft's trainable-token wrapper (the step
         tag's embedding, tied to the head) rebuilds the whole vocabulary matrix with the tag's row swapped in at every
@@ -110,16 +107,8 @@ class PRM(nn.Module):
         return original.weight if original is not None else head.weight
 
     def _hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        mask = batch["attention_mask"]
-        kernel = getattr(self.backbone.config, "_attn_implementation", "sdpa")
-        if mask.dim() == 4 and kernel not in ("sdpa", "eager"):
-            raise ValueError(f"shared rows need sdpa or eager attention, not {kernel!r}: set share_prefixes false")
-        if mask.dim() == 4 and kernel == "eager":
-            # A tree mask (collate_shared) is boolean, which SDPA takes as is; eager attention adds its mask.
-            mask = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(
-                ~mask, torch.finfo(torch.float32).min
-            )
-        return self._decoder()(
+        mask = eager_mask(batch["attention_mask"], self.backbone)
+        return decoder(self.backbone)(
             input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch.get("position_ids")
         ).last_hidden_state
 
@@ -180,17 +169,6 @@ class PRM(nn.Module):
         return out
 
 
-def pad_right(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input ids, attention mask) of token sequences padded on the right: real tokens keep their positions."""
-    width = max(len(x) for x in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for b, x in enumerate(seqs):
-        ids[b, : len(x)] = torch.tensor(x)
-        mask[b, : len(x)] = 1
-    return ids, mask
-
-
 def collate(encoded: list[Encoded], pad_id: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Right-padded batch with flattened tag and feature positions (see the module docstring)."""
     ids, mask = pad_right([e.input_ids for e in encoded], pad_id)
@@ -201,53 +179,13 @@ def collate(encoded: list[Encoded], pad_id: int, device: torch.device | str = "c
     }
 
 
-def prefix_tree(seqs: Sequence[Sequence[int]]) -> tuple[list[int], list[int], list[list[int]]]:
-    """Token sequences merged into one prefix tree: (token of each node, parent node of each (-1 at the root), the
-    node path of each sequence). Nodes are numbered in insertion order, so a parent always precedes its children.
-
-    >>> prefix_tree([[5, 6, 7], [5, 6, 8], [9]])
-    ([5, 6, 7, 8, 9], [-1, 0, 1, 1, -1], [[0, 1, 2], [0, 1, 3], [4]])
-    """
-    tokens: list[int] = []
-    parent: list[int] = []
-    child: dict[tuple[int, int], int] = {}
-    paths = []
-    for seq in seqs:
-        node, path = -1, []
-        for t in seq:
-            nxt = child.get((node, t))
-            if nxt is None:
-                nxt = child[(node, t)] = len(tokens)
-                tokens.append(t)
-                parent.append(node)
-            path.append(nxt)
-            node = nxt
-        paths.append(path)
-    return tokens, parent, paths
-
-
 def collate_shared(groups: list[list[Encoded]], pad_id: int, device: torch.device | str = "cpu") -> dict:
-    """One row per group of encodings (traces of one problem): their common prefixes are stored and computed once.
-
-    A token attends to itself and its ancestors in the group's prefix tree, and its position id is its depth, so
-    every token sees exactly the context it has in its own sequence: the logits equal `collate`'s (a test checks),
-    at a fraction of the tokens when traces share the problem and their first steps. attention_mask is a boolean
-    (rows, 1, T, T) mask; steps and feature tokens are flattened group by group, encoding by encoding, as `collate`
-    would for the same encodings in that order."""
-    trees = [prefix_tree([e.input_ids for e in g]) for g in groups]
-    width = max(len(t[0]) for t in trees)
-    ids, _ = pad_right([t[0] for t in trees], pad_id)
-    mask = torch.zeros((len(groups), 1, width, width), dtype=torch.bool)
-    pos = torch.zeros((len(groups), width), dtype=torch.long)
-    rows = []
-    for b, ((_, parent, paths), group) in enumerate(zip(trees, groups, strict=True)):
-        m = mask[b, 0]
-        m[range(width), range(width)] = True  # padding attends to itself only: no empty softmax row
-        for i, p in enumerate(parent):
-            if p >= 0:  # a node sees what its parent sees, and itself
-                m[i] |= m[p]
-                pos[b, i] = pos[b, p] + 1
-        rows += [(b, e, path) for e, path in zip(group, paths, strict=True)]
+    """One row per group of encodings (traces of one problem) as a prefix tree (`prm.fit.rows.tree_rows`): their
+    common prefixes are stored and computed once, and the logits equal `collate`'s (a test checks). attention_mask
+    is a boolean (rows, 1, T, T) tree mask; steps and feature tokens are flattened group by group, encoding by
+    encoding, as `collate` would for the same encodings in that order."""
+    ids, mask, pos, paths = tree_rows([[e.input_ids for e in g] for g in groups], pad_id)
+    rows = [(b, e, path) for b, group in enumerate(groups) for e, path in zip(group, paths[b], strict=True)]
     return {
         "input_ids": ids.to(device),
         "attention_mask": mask.to(device),

@@ -180,7 +180,7 @@ def _target_logprobs(model, hidden, targets):
 def _score_batch(model, batch: Sequence[_Encoded], pad_id: int, bf16: bool) -> list[list[float]]:
     import torch
 
-    from prm.model.prm import pad_right
+    from prm.fit.rows import pad_right
 
     device = next(model.parameters()).device
     ids, mask = pad_right([e.ids for e in batch], pad_id)  # right padding: positions of real tokens are unchanged

@@ -21,38 +21,12 @@ import torch
 
 from prm.config import config, option, save_config
 from prm.eval.metrics import pad_scores
+from prm.fit.rows import length_batches
 from prm.model.encode import Encoded, encode
 from prm.model.prm import PRM, collate
 from prm.models import bf16_autocast, frozen_linears_to_bf16
 from prm.records import read_records, write_records
 from prm.score import attach_scores
-
-
-def length_batches(
-    lengths: Sequence[int], batch_tokens: int, max_items: int | None = None, sizes: Sequence[int] | None = None
-) -> list[list[int]]:
-    """Indices grouped into batches of similar length, each at most `batch_tokens` padded tokens (at least one item)
-    and at most `max_items` items, an item counting as sizes[i] of them (default 1; a row of several records counts each).
-
-    >>> length_batches([5, 100, 6, 90], 200)
-    [[0, 2], [3, 1]]
-    >>> length_batches([5, 100, 6, 90], 200, max_items=1)
-    [[0], [2], [3], [1]]
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    size = (lambda i: 1) if sizes is None else sizes.__getitem__
-    batches, cur, width, count = [], [], 0, 0
-    for i in order:
-        w = max(width, lengths[i])
-        full = max_items is not None and count + size(i) > max_items
-        if cur and (w * (len(cur) + 1) > batch_tokens or full):
-            batches.append(cur)
-            cur, w, count = [], lengths[i], 0
-        cur.append(i)
-        width, count = w, count + size(i)
-    if cur:
-        batches.append(cur)
-    return batches
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ from prm.bon.command import build_pools
 from prm.bon.select import AGGREGATES, accuracy_curve, majority, select_by_score
 from prm.config import ConfigError, config, option, save_config
 from prm.fileio import atomic_write
-from prm.generate.prompt import DEFAULT_SHOTS, DEFAULT_SYSTEM, Shot
+from prm.generate.prompt import Shot, policy_prompt
 from prm.records import StepRecord, read_records, write_records
 from prm.score import attach_scores
 
@@ -45,8 +45,13 @@ class SearchConfig:
     batch_size: int = option(32, "sequences decoded together")
     seed: int = option(0, "seed of sampling")
     bf16: bool = option(True, "bf16 autocast for the policy and the PRM")
-    system: str | None = option(DEFAULT_SYSTEM, "the policy's system message (as in prm generate)")
-    shots: tuple[Shot, ...] = option(DEFAULT_SHOTS, "the policy's worked examples (as in prm generate)")
+    system: str | None = option(
+        None, "system message; null: the policy's own (a prm sft folder's), else the built-in line; \"\" for none"
+    )
+    shots: tuple[Shot, ...] | None = option(
+        None,
+        "worked examples (problem, solution); null: the policy's own (zero-shot for a prm sft folder), else two built-in ones; [] for none",
+    )
     progress: bool = option(True, "a line per depth on stderr")
 
     def __post_init__(self):
@@ -100,13 +105,14 @@ def run(cfg: SearchConfig) -> dict:
     scorer = PRMScorer.from_pretrained(cfg.prm, bf16=cfg.bf16)
     params = SamplingParams(cfg.max_step_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, cfg.bf16, cfg.seed)
     texts = [p.problem for p in problems]
+    system, shots = policy_prompt(cfg.policy, cfg.system, cfg.shots)
 
     def on_depth(depth: int, live: int) -> None:
         if cfg.progress:
             print(f"prm search: depth {depth}: {live} live beams ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
 
     results = search(
-        model_sampler(model, tok, texts, params, cfg.shots, cfg.system),
+        model_sampler(model, tok, texts, params, shots, system),
         prm_scorer_fn(scorer, texts),
         len(problems),
         strategy=cfg.strategy,

@@ -47,6 +47,11 @@ class SynthConfig:
         ERROR_KINDS,
         f"kinds of injected errors ({', '.join(ERROR_KINDS)}); each error takes one uniformly among those that fit its step",
     )
+    arithmetic: Literal["plain", "worked"] = option(
+        "plain",
+        "how solutions write their equations: plain (26 * 23 = 598) or worked by place value "
+        "(26 * 23 = 26 * 20 + 26 * 3 = 520 + 78 = 598), which a small policy learns to compute far more reliably",
+    )
     after_error: Literal["null", "false"] = option(
         "null", "label of the steps after the first error: null (unlabeled, as PRM800K and ProcessBench) or false"
     )

@@ -63,10 +63,32 @@ def gold_steps(chain: list[int], ops: list[str], operands: list[int]) -> list[St
     return [(chain[i], ops[i], operands[i], chain[i + 1]) for i in range(len(ops))]
 
 
-def equation(step: Step, k_first: bool) -> str:
-    """The text of a step's equation: `equation((17, "+", 4, 21), False) == "17 + 4 = 21"`."""
+def equation(step: Step, k_first: bool, worked: bool = False) -> str:
+    """The text of a step's equation: `equation((17, "+", 4, 21), False) == "17 + 4 = 21"`; with `worked`, a
+    multi-digit operand is split by place value first (see `worked_chain`)."""
     a, op, k, c = step
-    return f"{k} {op} {a} = {c}" if k_first else f"{a} {op} {k} = {c}"
+    x, y = (k, a) if k_first else (a, k)
+    return " = ".join([f"{x} {op} {y}", *(worked_chain(x, op, y) if worked else []), str(c)])
+
+
+def worked_chain(x: int, op: str, y: int) -> list[str]:
+    """The middle links of a worked equation `x op y = ... = result`: a sum, difference or product with a
+    multi-digit operand split into tens and units, so each link is a one-digit step a small model can compute
+    (the way a pupil works it on paper). The links are exact; a wrong result (a slip) shows in the last link only.
+    Divisions and one-digit operations stay plain.
+
+    >>> worked_chain(874, "-", 37), worked_chain(26, "*", 23), worked_chain(105, "*", 6), worked_chain(9, "+", 4)
+    (['874 - 30 - 7', '844 - 7'], ['26 * 20 + 26 * 3', '520 + 78'], ['100 * 6 + 5 * 6', '600 + 30'], [])
+    """
+    tens, units = y - y % 10, y % 10
+    if op in "+-" and y >= 10 and units:
+        return [f"{x} {op} {tens} {op} {units}", f"{x + tens if op == '+' else x - tens} {op} {units}"]
+    if op == "*" and y >= 10 and units and x > 1:
+        return [f"{x} * {tens} + {x} * {units}", f"{x * tens} + {x * units}"]
+    if op == "*" and x >= 10 and x % 10 and 1 < y < 10:
+        hi, lo = x - x % 10, x % 10
+        return [f"{hi} * {y} + {lo} * {y}", f"{hi * y} + {lo * y}"]
+    return []
 
 
 def _candidates(kind: str, e: int, chain, ops, operands, k_first: list[bool], lo: int, hi: int) -> list[Step]:

@@ -122,6 +122,7 @@ def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
     values_of = {k: [1.0] * (k + 1) for k in range(cfg.min_steps, cfg.max_steps + 1)}
     counts = list(range(cfg.min_steps, cfg.max_steps + 1))  # step counts not yet exhausted
     corrupting = cfg.corrupt > 0 or cfg.pairs
+    worked = cfg.arithmetic == "worked"
     index = tries = misses = steps = 0
     while index < cfg.n:
         rng.seed(f"{prefix}{index}/{tries}")
@@ -169,7 +170,7 @@ def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
             yield StepRecord(
                 id=rid + "/ok" if cfg.pairs else rid,
                 problem=problem,
-                steps=write_solution(plan, gold, chain[-1]),
+                steps=write_solution(plan, gold, chain[-1], worked),
                 labels=list(labels_of[steps]),
                 values=list(values_of[steps]),
                 answer=answer,
@@ -189,7 +190,7 @@ def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
             yield StepRecord(
                 id=rid + "/err" if cfg.pairs else rid,
                 problem=problem,
-                steps=write_solution(plan, wrong.written, wrong.final),
+                steps=write_solution(plan, wrong.written, wrong.final, worked),
                 labels=labels,
                 values=values,
                 answer=answer,

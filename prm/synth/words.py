@@ -133,14 +133,15 @@ def render_plan(rng: random.Random, chain: list[int], ops: list[str], operands: 
     return " ".join(text), (common, steps)
 
 
-def write_solution(plan: Plan, written: list[Step], final: int) -> list[str]:
-    """Solution lines from a plan and one Step `(a, op, k, c)` per operation, then `The answer is {final}.`"""
+def write_solution(plan: Plan, written: list[Step], final: int, worked: bool = False) -> list[str]:
+    """Solution lines from a plan and one Step `(a, op, k, c)` per operation, then `The answer is {final}.`;
+    `worked` writes each equation worked by place value (`prm.synth.corrupt.worked_chain`)."""
     common, steps = plan
     one, many, box, boxes = common["one"], common["it"], common["box"], common["boxes"]
     out = []
     for (sentence, k_first, subject), step in zip(steps, written, strict=True):
         a, _, k, c = step
-        d = dict(common, S=subject, a=a, k=k, c=c, eq=equation(step, k_first))
+        d = dict(common, S=subject, a=a, k=k, c=c, eq=equation(step, k_first, worked))
         d.update(ita=one if a == 1 else many, itk=one if k == 1 else many, itc=one if c == 1 else many)
         d["boxc"] = box if c == 1 else boxes
         out.append(sentence.format_map(d))

@@ -1,8 +1,8 @@
 """Resumable training state, without pickle: optimizer tensors and RNG states in safetensors, the rest in JSON.
 
-The model side of a checkpoint (adapter, readout) is written by prm.model.io.save into the same folder first;
-`load_state` puts those weights back into a freshly built model, then restores the optimizer, the scheduler and
-the random number generators, and returns where the loop stood.
+The model side of a checkpoint (a PRM's adapter and readout, a policy's adapter) is written into the same folder
+first by the trainer, which also puts those weights back on resume (`Job.load`); `load_state` then restores the
+optimizer, the scheduler and the random number generators, and returns where the loop stood.
 """
 
 from __future__ import annotations
@@ -43,10 +43,9 @@ def save_state(folder: Path, opt, sched, step: int, micro: int, tokens: int) -> 
         json.dump(meta, f)
 
 
-def load_state(folder: Path, prm, opt, sched) -> tuple[int, int, int]:
+def load_state(folder: Path, opt, sched) -> tuple[int, int, int]:
     from safetensors.torch import load_file
 
-    _load_weights(folder, prm)
     meta = json.loads((folder / "train_state.json").read_text())
     tensors = load_file(folder / "train_state.safetensors")
     state: dict[int, dict] = {}
@@ -64,16 +63,17 @@ def load_state(folder: Path, prm, opt, sched) -> tuple[int, int, int]:
     return meta["step"], meta["micro"], meta["tokens"]
 
 
-def _load_weights(folder: Path, prm) -> None:
+def load_weights(folder: Path, model) -> None:
+    """A checkpoint's trained weights into a freshly built model: its peft adapter (adapter_model.safetensors), or
+    the whole model (model.safetensors; tied weights are saved once, hence not strict)."""
     from safetensors.torch import load_file
 
-    prm.load_readout_state(load_file(folder / "readout.safetensors"))
     if (folder / "adapter_model.safetensors").exists():
         from peft import set_peft_model_state_dict
 
-        set_peft_model_state_dict(prm.backbone, load_file(folder / "adapter_model.safetensors"))
+        set_peft_model_state_dict(model, load_file(folder / "adapter_model.safetensors"))
     else:
-        prm.backbone.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
+        model.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
 
 
 def _jsonable(x):

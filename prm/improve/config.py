@@ -1,0 +1,56 @@
+"""`prm improve` configuration."""
+
+from __future__ import annotations
+
+from prm.config import config, option
+
+FILTERS = ("outcome", "prm", "gold")
+
+
+@config("improve")
+class ImproveConfig:
+    policy: str = option(help="the starting policy: a prm sft folder (or any causal LM)")
+    problems: str = option(help="training problems: only their text and final answer are used (no gold steps)")
+    heldout: str = option(help="held-out problems, for the evaluation after every round (gold steps: prm synth)")
+    output: str = option(help="folder of every round: samples, kept solutions, policies, evaluations, reports")
+    filters: tuple[str, ...] = option(
+        ("outcome", "prm"),
+        "which samples a round keeps, one chain of rounds each: outcome (right answer), prm (right answer and the "
+        "PRM's min step score >= threshold), gold (right answer and every step right; synthetic problems only)",
+    )
+    rounds: int = option(3, "rounds of sample -> filter -> fine-tune per filter")
+    k: int = option(4, "solutions sampled per training problem per round (the same budget for every filter)")
+    limit: int | None = option(None, "use only the first `limit` training problems")
+    max_per_problem: int = option(
+        2, "kept solutions per problem at most (distinct ones first), so easy problems do not dominate"
+    )
+    eval_k: int = option(4, "solutions sampled per held-out problem: pass@1, maj@k and pass@k")
+    eval_limit: int | None = option(None, "use only the first `eval_limit` held-out problems")
+    prm: str | None = option(None, "a PRM folder for the prm filter; null: train one here (below)")
+    threshold: float = option(0.5, "prm filter: the least min-step score a kept solution has")
+    prm_traces: int = option(256, "PRM trained here: the starting policy's round-1 samples it labels (the first ones)")
+    label_method: str = option("binary", "labeler of those samples: binary or mc (rollouts by the starting policy)")
+    label_k: int = option(4, "rollouts per probed prefix")
+    prm_base: str = option("smollm2-135m", "backbone of the PRM trained here")
+    prm_tokens: int = option(60_000, "training tokens of the PRM trained here")
+    sft_epochs: float = option(2.0, "passes over a round's kept solutions")
+    sft_lr: float = option(5e-4, "learning rate of each round's fine-tuning (LoRA on the previous round's policy)")
+    sft_lora_r: int = option(64, "LoRA rank of each round")
+    sft_batch_tokens: int = option(2048, "padded tokens per micro-batch of each round's fine-tuning")
+    batch_size: int = option(32, "sequences decoded together when sampling")
+    max_new_tokens: int = option(256, "tokens per sampled solution at most")
+    temperature: float = option(0.8, "sampling temperature")
+    seed: int = option(0, "seed of sampling, labelling and training; round r samples with seed + r")
+    bf16: bool = option(True, "bf16 for sampling, scoring and training")
+    progress: bool = option(True, "progress bars of every stage on stderr")
+
+    def __post_init__(self):
+        bad = [f for f in self.filters if f not in FILTERS]
+        if bad or not self.filters or len(set(self.filters)) != len(self.filters):
+            raise ValueError(f"filters: {list(self.filters)}; choose distinct ones from {', '.join(FILTERS)}")
+        if min(self.rounds, self.k, self.eval_k, self.max_per_problem, self.label_k, self.prm_traces) < 1:
+            raise ValueError("rounds, k, eval_k, max_per_problem, label_k and prm_traces must be >= 1")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        if self.label_method not in ("binary", "mc"):
+            raise ValueError(f"label_method must be binary or mc, got {self.label_method!r}")

@@ -1,0 +1,132 @@
+"""Self-improvement rounds (`prm improve`): the filters and figures as pure functions, and one tiny run end to end,
+killed and resumed."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from prm import cli
+from prm.improve.report import markdown
+from prm.improve.rounds import heldout_metrics, select
+from prm.records import StepRecord, read_records
+
+
+def _trace(pid: str, k: int, steps: list[str], prediction: str | None, correct: bool) -> StepRecord:
+    meta = {"problem_id": pid, "sample": k, "prediction": prediction, "correct": correct, "tokens": 10}
+    return StepRecord(f"{pid}/{k}", "q", steps, answer="7", meta=meta)
+
+
+def test_select_keeps_distinct_accepted_solutions_up_to_the_cap():
+    traces = [
+        _trace("a", 0, ["3 + 4 = 7.", "The answer is 7."], "7", True),
+        _trace("a", 1, ["3 + 4 = 7.", "The answer is 7."], "7", True),  # the same text again
+        _trace("a", 2, ["4 + 3 = 7.", "The answer is 7."], "7", True),
+        _trace("a", 3, ["7 - 0 = 7.", "The answer is 7."], "7", True),  # over the cap of 2
+        _trace("b", 0, ["The answer is 6."], "6", False),
+    ]
+    kept = select(traces, lambda t: t.meta["correct"], max_per_problem=2)
+    assert [t.id for t in kept] == ["a/0", "a/2"]
+    assert select(traces, lambda t: False, 2) == []
+
+
+def test_heldout_metrics():
+    traces = [
+        _trace("a", 0, ["s"], "7", True),
+        _trace("a", 1, ["s"], "6", False),
+        _trace("a", 2, ["s"], "6", False),
+        _trace("b", 0, ["s"], "7", True),
+        _trace("b", 1, ["s"], "7", True),
+        _trace("b", 2, ["s"], None, False),
+    ]
+    labels = {t.id: [True] for t in traces} | {"b/1": [False]}  # b/1: right answer through a wrong step
+    m = heldout_metrics(traces, labels)
+    assert m["k"] == 3 and m["pass@1"] == pytest.approx(3 / 6) and m["pass@3"] == 1.0
+    assert m["maj@3"] == pytest.approx(0.5)  # a: "6" wins the vote, b: "7"
+    assert m["right"] == 3 and m["right_with_wrong_step"] == 1 and m["wrong_step_share"] == pytest.approx(1 / 3)
+    assert "wrong_step_share" not in heldout_metrics(traces)
+
+
+def test_markdown_rows():
+    rows = [
+        {"filter": "start", "round": 0, "k": 2, "pass@1": 0.25, "maj@2": 0.3, "pass@2": 0.4, "wrong_step_share": None},
+        {"filter": "prm", "round": 1, "k": 2, "pass@1": 0.5, "maj@2": 0.5, "pass@2": 0.6, "wrong_step_share": 0.1,
+         "right_with_wrong_step": 2, "train_accuracy": 0.2, "kept": 9, "kept_wrong_step": 1},
+    ]  # fmt: skip
+    table = markdown(rows)
+    assert "| start | 0 | 25.0 | 30.0 | 40.0 | - | - | - | - |" in table
+    assert "| prm | 1 | 50.0 | 50.0 | 60.0 | 10.0% (2) | 20.0% | 9 | 1 |" in table
+
+
+def _problem(i: int, start: int, add: int) -> dict:
+    meta = {"chain": [start, start + add], "ops": ["+"], "operands": [add], "difficulty": 1}
+    text = f"Tom has {start} apples. He buys {add} more. How many apples does Tom have now?"
+    steps = [f"He buys {add} more, so he has {start} + {add} = {start + add} apples.", f"The answer is {start + add}."]
+    return {"id": f"p{i}", "problem": text, "steps": steps, "answer": str(start + add), "meta": meta}
+
+
+@pytest.fixture
+def answering(tmp_path, tiny_model_dir):
+    """Problems, held-out problems and a tiny policy that has learnt to write "The answer is 5.": right on the
+    problems whose answer is 5, wrong on the others, so every filter has something to keep and to drop."""
+    records = [_problem(i, 2, 3) if i % 2 else _problem(i, 3, 3) for i in range(6)]
+    problems, heldout, gold = tmp_path / "problems.jsonl", tmp_path / "heldout.jsonl", tmp_path / "gold.jsonl"
+    problems.write_text("".join(json.dumps(r) + "\n" for r in records))
+    heldout.write_text("".join(json.dumps(r | {"id": f"h{i}"}) + "\n" for i, r in enumerate(records[:3])))
+    fives = [r | {"steps": ["The answer is 5."]} for r in records if r["answer"] == "5"]
+    gold.write_text("".join(json.dumps(r) + "\n" for r in fives))
+    policy = tmp_path / "policy"
+    args = ["sft", "--train", str(gold), "--base", str(tiny_model_dir), "--output", str(policy), "--lr", "1e-2"]
+    assert cli.main([*args, "--max_steps", "80", "--lora", "false", "--bf16", "false", "--progress", "false"]) == 0
+    return policy, problems, heldout
+
+
+def _args(policy, problems, heldout, out):
+    args = ["improve", "--policy", str(policy), "--problems", str(problems), "--heldout", str(heldout)]
+    args += ["--output", str(out), "--filters", "outcome,prm,gold", "--rounds", "2", "--k", "3", "--eval_k", "2"]
+    args += ["--prm_traces", "4", "--label_k", "1", "--prm_tokens", "300", "--max_new_tokens", "12", "--threshold", "0"]
+    return args + ["--sft_lora_r", "4", "--bf16", "false", "--progress", "false"]
+
+
+def test_improve_end_to_end_killed_and_resumed(tmp_path, answering):
+    full = tmp_path / "full"
+    assert cli.main(_args(*answering, full)) == 0
+    result = json.loads((full / "improve.json").read_text())
+    rows = result["rows"]
+    assert [(r["filter"], r["round"]) for r in rows] == [("start", 0)] + [
+        (f, r) for f in ("outcome", "prm", "gold") for r in (1, 2)
+    ]
+    assert all(0.0 <= r["pass@1"] <= 1.0 and r["k"] == 2 for r in rows)
+    assert rows[0]["pass@1"] > 0.2  # the policy answers "5": right on two of the three held-out problems
+    assert all(r["kept"] > 0 for r in rows[1:])  # so every round keeps some samples and fine-tunes on them
+    for f in ("outcome", "prm", "gold"):
+        policy = json.loads((full / f / "round2" / "policy" / "policy.json").read_text())
+        assert policy["base"] == str(full / f / "round1" / "policy")  # each round adapts the previous one
+    kept = read_records(full / "outcome" / "round1" / "kept.jsonl")
+    assert all(t.meta["correct"] for t in kept) and len(kept) <= 6 * 2  # max_per_problem
+    for f in ("improve.md", "improve.png", "samples-round1.jsonl", "prm/model/prm_spec.json", "prm/labels.jsonl"):
+        assert (full / f).stat().st_size > 0
+    assert len(read_records(full / "samples-round1.jsonl")) == 6 * 3
+    assert len(read_records(full / "prm" / "labels.jsonl")) == 4
+    assert (full / "prm" / "round1" / "scored.jsonl").exists()  # the prm filter scored its samples
+    # Killed at any point (here as soon as the PRM's labels are being written) and rerun: the same figures.
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "prm", *_args(*answering, killed)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = killed / "prm" / "labels.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not marker.exists() and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (killed / "improve.json").exists()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+    again = json.loads((killed / "improve.json").read_text())["rows"]
+    assert again == rows
+    assert (killed / "samples-round1.jsonl").read_bytes() == (full / "samples-round1.jsonl").read_bytes()
