@@ -37,7 +37,8 @@ SFT := data/out/sft
 sft: setup
 	$(PY) -m prm synth --n 6000 --min_steps 1 --max_steps 5 --seed 11 --arithmetic worked --output $(SFT)/gold.jsonl
 	$(PY) -m prm synth --n 200 --split test --min_steps 2 --max_steps 4 --seed 5 --output $(SFT)/heldout.jsonl
-	$(PY) -m prm sft --config configs/sft.yaml --train $(SFT)/gold.jsonl --output $(SFT)/policy
+	$(PY) -m prm sft --config configs/sft.yaml --train $(SFT)/gold.jsonl --output $(SFT)/policy \
+	  --eval_problems $(SFT)/heldout.jsonl --eval_every 100
 	$(PY) -m prm generate --model $(SFT)/policy --input $(SFT)/heldout.jsonl --output $(SFT)/heldout-traces.jsonl --n 4
 	$(PY) -m prm label --method gold --input $(SFT)/heldout-traces.jsonl --output $(SFT)/heldout-gold.jsonl
 

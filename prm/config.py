@@ -249,6 +249,25 @@ def save_config(cfg: Any, output: str | os.PathLike) -> Path:
     return path
 
 
+def check_resumable(cfg: Any, output: str | os.PathLike, free: set[str] = frozenset()) -> None:
+    """Refuse to continue an existing output written under other settings: a rerun resumes only what the same
+    config started. `free` names the fields that change no output byte (batch sizes, progress); an output that
+    exists without its saved config is refused too."""
+    out = Path(output)
+    if not out.exists() or (out.is_file() and out.stat().st_size == 0) or (out.is_dir() and not any(out.iterdir())):
+        return
+    saved = config_path_for(out)
+    if not saved.exists():
+        raise ConfigError(f"{out} exists without its config {saved.name}: delete it or choose another output")
+    old, new = to_dict(load_config(type(cfg), saved)), to_dict(cfg)
+    changed = [k for k in new if k not in free and old.get(k) != new[k]]
+    if changed:
+        raise ConfigError(
+            f"{out} was written with other settings ({', '.join(f'{k}: {old.get(k)!r}' for k in changed)}); "
+            "rerun with those to resume, or delete it / choose another output"
+        )
+
+
 def defaults_yaml(cls: type, header: str) -> str:
     """YAML text of a config's defaults, one key per line with its help text as a comment (for configs/)."""
     lines = [f"# {line}" for line in header.strip().splitlines()]

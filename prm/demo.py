@@ -43,7 +43,7 @@ class DemoConfig:
         "smollm2-135m", "base model of the policy (and of the PRM): a local folder, a hub id, or smollm2-135m"
     )
     sft_problems: int = option(3000, "synthetic gold solutions the policy is fine-tuned on (policy range, train split)")
-    sft_tokens: int = option(150_000, "fine-tuning budget of the policy in tokens (prompt and solution)")
+    sft_tokens: int = option(60_000, "fine-tuning budget of the policy in tokens (prompt and solution)")
     sft_lr: float = option(1e-3, "peak learning rate of the policy's LoRA fine-tuning")
     prm_backbone: Literal["policy", "base"] = option(
         "policy",
@@ -57,17 +57,18 @@ class DemoConfig:
         2, "fewest operations in the policy's problems (held-out, label, pair and sft problems)"
     )
     policy_max_steps: int = option(4, "most operations in the policy's problems")
-    policy_max_value: int = option(20, "largest number in the policy's problems")
-    policy_max_result: int = option(200, "largest intermediate value in the policy's problems")
+    policy_max_value: int = option(12, "largest number in the policy's problems")
+    policy_max_result: int = option(100, "largest intermediate value in the policy's problems")
     policy_problems: int = option(32, "held-out problems of the best-of-N evaluation")
     samples: int = option(16, "solutions sampled per held-out problem: the pool, N_max of best-of-N")
     max_new_tokens: int = option(256, "tokens per sampled solution at most")
+    batch_size: int = option(64, "sequences decoded together (sampling and rollouts): 64 ran 30% faster than 32 here")
     label_problems: int = option(16, "training problems the policy solves for the labeler")
     label_samples: int = option(4, "solutions sampled per labeler problem")
     label_method: str = option("binary", "labeler of the policy's solutions: binary, mc, calc or gold")
     label_k: int = option(4, "rollouts per probed prefix (binary, mc)")
     pairs: int = option(400, "synthetic training problems written twice, solved right and with one error")
-    train_tokens: int = option(60_000, "PRM training budget in tokens (each trained model)")
+    train_tokens: int = option(40_000, "PRM training budget in tokens (each trained model)")
     outcome_baseline: bool = option(True, "also train the outcome-only model (last step's label) on the same data")
     likelihood_baseline: bool = option(True, "also rank by the backbone's own likelihood of each step's result")
     trials: int = option(200, "random draws of N candidates per problem at each N")
@@ -210,6 +211,7 @@ def run(cfg: DemoConfig) -> dict:
         model=policy,
         n=cfg.samples,
         max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.batch_size,
         seed=cfg.seed,
         progress=cfg.progress,
     )
@@ -253,6 +255,7 @@ def run(cfg: DemoConfig) -> dict:
                 mode="hard",
                 consensus=consensus,
                 model=policy,
+                batch_size=cfg.batch_size,
                 seed=cfg.seed,
                 progress=cfg.progress,
             )

@@ -18,6 +18,8 @@ from prm.bon.select import (
     accuracy_curve,
     aggregate,
     answer_key,
+    calc_vote,
+    judge_vote,
     majority,
     oracle,
     powers_of_two,
@@ -60,6 +62,23 @@ def test_selectors_pick_and_share_ties():
     tie = [C("7", True, 0.5), C("6", False, 0.5)]
     assert select_by_score(tie, "min") == 0.5 and majority(tie) == 0.5  # a tie is a coin flip, never a win
     assert majority([C(None, False, 0.9), C(None, False, 0.1)]) == 0.0  # no answers, no vote
+
+
+def test_calculator_and_step_judge_votes_filter_before_voting():
+    def c(answer, correct, calc_ok=True, steps_right=None):
+        return Candidate(answer, correct, (0.5,), calc_ok=calc_ok, steps_right=steps_right)
+
+    # "6" wins the plain vote 3 to 2; its samples all hold a wrong equation, or a wrong step by the labels
+    pool = [c("6", False, False, False), c("6", False, False, False), c("6", False, True, False)]
+    pool += [c("7", True, True, True), c("7", True, True, True)]
+    assert majority(pool) == 0.0
+    assert calc_vote(pool) == 1.0  # among the 3 that check: "7" twice, "6" once
+    assert judge_vote(pool) == 1.0
+    # nothing passes the filter: the vote falls back to every candidate
+    assert calc_vote([c("6", False, False), c("6", False, False), c("7", True, False)]) == 0.0
+    assert judge_vote([c("6", False, steps_right=False), c("7", True, steps_right=False)]) == 0.5
+    assert "judge-vote" not in standard_selectors() and "judge-vote" in standard_selectors(judge=True)
+    assert "calc" in standard_selectors()
 
 
 def test_extra_scorers_become_selectors():
@@ -286,7 +305,33 @@ def test_bon_ranking_against_step_labels(tmp_path, capsys):
     assert rk["steps_right"]["auroc"]["min"] == pytest.approx(1 / 3)
     # steps: 8 right first steps at 0.9 and 2 right second steps at 0.2, against wrong second steps 2 x 0.9, 4 x 0.2
     assert rk["step_auroc"] == pytest.approx((8 * 5 / 6 + 2 * 2 / 6) / 10)
-    assert "for the 2 with no wrong step" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "for the 2 with no wrong step" in printed
+    res = json.loads((out / "bon.json").read_text())
+    assert res["selectors"]["judge-vote"]["mean"][-1] == 0.0  # only the wrong answer "1" has every step right
+    assert res["first_errors"] == {"unknown": 6} and "6 in all" in printed  # these labels give no reasons
+
+
+def test_bon_calc_selector_reads_the_equations(tmp_path):
+    path, records = _pool(tmp_path, 2, 4)
+    for r in records:  # the right sample writes 2 + 2 = 5 and the wrong ones check: the calculator votes them
+        r.steps[0] = "2 + 2 = 5" if r.meta["correct"] else "2 + 2 = 4"
+    write_records(records, path)
+    out = tmp_path / "bon"
+    assert cli.main(["bon", "--traces", str(path), "--output", str(out), "--trials", "5"]) == 0
+    res = json.loads((out / "bon.json").read_text())
+    assert res["selectors"]["calc"]["mean"][-1] == 0.0 and res["selectors"]["majority"]["mean"][-1] > 0.0
+
+
+def test_first_error_kinds_from_gold_reasons():
+    from prm.bon.command import first_error_kinds
+
+    def r(reason, labels):
+        return StepRecord("x", "p", ["a", "b"], labels=labels, meta={"label": {"reason": reason}})
+
+    recs = [r("wrong arithmetic: 2 + 2 = 5", [False, None]), r("off the gold chain: 2 * 2 = 4", [True, False])]
+    recs += [r("wrong arithmetic: 3 * 3 = 8", [False, None]), r("", [True, True])]
+    assert first_error_kinds(recs) == {"arithmetic slip (the calculator sees it)": 2, "wrong operation or operand": 1}
 
 
 def test_bon_command_errors_name_file_and_line(tmp_path, capsys):

@@ -93,7 +93,7 @@ def _args(policy, problems, heldout, out):
     return args + ["--sft_lora_r", "4", "--bf16", "false", "--progress", "false"]
 
 
-def test_improve_end_to_end_killed_and_resumed(tmp_path, answering):
+def test_improve_end_to_end_killed_and_resumed(tmp_path, answering, capsys):
     full = tmp_path / "full"
     assert cli.main(_args(*answering, full)) == 0
     result = json.loads((full / "improve.json").read_text())
@@ -130,3 +130,6 @@ def test_improve_end_to_end_killed_and_resumed(tmp_path, answering):
     again = json.loads((killed / "improve.json").read_text())["rows"]
     assert again == rows
     assert (killed / "samples-round1.jsonl").read_bytes() == (full / "samples-round1.jsonl").read_bytes()
+    # A rerun with other settings on the same output is refused: it would mix two runs.
+    assert cli.main([*_args(*answering, full), "--k", "5"]) == 2
+    assert "other settings (k: 3)" in capsys.readouterr().err

@@ -131,6 +131,7 @@ def test_sft_writes_a_policy_that_loads_wherever_a_policy_is_named(tmp_path, tin
     assert (out / "adapter_model.safetensors").exists() and (out / "config.yaml").exists()
     log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert "eval_accuracy" in log[-1] and 0.0 <= log[-1]["eval_accuracy"] <= 1.0
+    assert (out / "curve.png").stat().st_size > 0  # the learning curve, drawn when there were evaluations
     # The policy is its base with the adapter merged: not the base's weights any more.
     policy, base = load_model(str(out)), load_model(str(tiny_model_dir))
     ids = torch.tensor([[5, 6, 7, 8]])

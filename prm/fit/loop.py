@@ -52,6 +52,30 @@ class Job:
     evaluate: Callable[[], dict] | None = None
 
 
+def release_memory() -> None:
+    """Hand freed heap memory back to the system (glibc's malloc_trim; nothing elsewhere).
+
+    Every micro-batch has its own shape, so its activations are freed blocks of other sizes than the next ones
+    need; glibc keeps them, and a CPU run's resident memory grew from 6 to 9 GiB over 40 SFT steps (and past 13 GiB
+    in a longer run) while the live tensors stayed under 2 GiB. Trimming after every optimizer step kept it at
+    1.4-1.9 GiB, but the memory it hands back is faulted in again by the next step, and sampling in the same
+    process afterwards ran at 87 against 113 tok/s: the loop trims every 10 steps."""
+    global _trim
+    if _trim is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc
+            _trim = False
+    if _trim:
+        _trim(0)
+
+
+_trim = None
+
+
 def accelerator(cfg):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
@@ -94,6 +118,28 @@ def setup_model(backbone, cfg, acc) -> None:
             backbone.enable_input_require_grads()
 
 
+def planned_steps(cfg, per_epoch: int, epoch_tokens: int) -> int:
+    """Optimizer steps the run will take, which the learning-rate schedule spans: max_steps when given, else the
+    epochs' steps, or fewer when max_tokens ends the run first (estimated from the mean tokens per micro-batch: an
+    epoch's tokens over this process's micro-batches, since every process counts all processes' tokens). Without
+    the token budget, a run stopped by max_tokens after a few steps of a long schedule never left its warmup (the
+    demo's PRM trained 10 steps of a 1,000-step schedule, at a fifth of its learning rate at most).
+
+    >>> from types import SimpleNamespace as C
+    >>> planned_steps(C(max_steps=None, epochs=10.0, grad_accum=1, max_tokens=None), 100, 50_000)
+    1000
+    >>> planned_steps(C(max_steps=None, epochs=10.0, grad_accum=2, max_tokens=6_000), 100, 50_000)
+    6
+    """
+    if cfg.max_steps:
+        return cfg.max_steps
+    total = max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum))
+    if cfg.max_tokens is not None:
+        per_micro = epoch_tokens / per_epoch  # one micro-batch of every process
+        total = min(total, max(1, math.ceil(cfg.max_tokens / per_micro / cfg.grad_accum)))
+    return total
+
+
 def fit(acc, cfg, job: Job, out_dir: str | Path, extra: dict | None = None) -> dict:
     """Train `job.model` on `job.items` as `cfg` says; save checkpoints and the final model into `out_dir` (with
     log.jsonl, train_report.json and config.yaml). Returns the report: `extra` plus the loop's figures."""
@@ -107,7 +153,7 @@ def fit(acc, cfg, job: Job, out_dir: str | Path, extra: dict | None = None) -> d
     per_epoch = len(epoch_batches(items, cfg, 0, acc.num_processes, acc.process_index, rows))
     if per_epoch == 0:
         raise ValueError(f"fewer micro-batches than processes ({acc.num_processes}); lower batch_tokens")
-    total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum))
+    total = planned_steps(cfg, per_epoch, sum(len(it.input_ids) for it in items))
     sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup * total), total)
     model, opt, sched = acc.prepare(job.model, opt, sched)
 
@@ -148,6 +194,8 @@ def fit(acc, cfg, job: Job, out_dir: str | Path, extra: dict | None = None) -> d
                 continue
             step += 1
             bar.update(1)
+            if step % 10 == 0:
+                release_memory()
             last_loss = sum(losses) / len(losses)
             record = {"step": step, "tokens": tokens_seen, "loss": last_loss, "lr": sched.get_last_lr()[0]}
             if cfg.log_every and step % cfg.log_every == 0:

@@ -27,16 +27,12 @@ import sys
 import time
 from pathlib import Path
 
-from prm.config import config_path_for, save_config
+from prm.config import check_resumable, save_config
 from prm.fileio import atomic_write
 from prm.improve.config import ImproveConfig
 from prm.improve.report import markdown, plot
 from prm.improve.rounds import by_problem, heldout_metrics, select, wrong_step
 from prm.records import read_records, write_records
-
-
-def _done(path: Path) -> bool:
-    return path.exists()
 
 
 def _say(cfg: ImproveConfig, text: str) -> None:
@@ -80,17 +76,13 @@ def gold_labels(traces_path: Path) -> dict[str, list]:
 def evaluate(cfg: ImproveConfig, policy: str, folder: Path) -> dict:
     """The policy on the held-out problems: eval_k samples each, with the same seed every round (paired)."""
     result = folder / "eval.json"
-    if _done(result):
+    if result.exists():
         return json.loads(result.read_text())
     traces = folder / "heldout.jsonl"
-    sample(cfg, policy, _heldout(cfg), traces, cfg.eval_k, cfg.seed)
+    sample(cfg, policy, str(Path(cfg.output) / "heldout.jsonl"), traces, cfg.eval_k, cfg.seed)
     figures = heldout_metrics(read_records(traces), gold_labels(traces))
     _json(result, figures)
     return figures
-
-
-def _heldout(cfg: ImproveConfig) -> str:
-    return str(Path(cfg.output) / "heldout.jsonl")
 
 
 def train_prm(cfg: ImproveConfig, samples: Path) -> str:
@@ -104,10 +96,10 @@ def train_prm(cfg: ImproveConfig, samples: Path) -> str:
 
     folder = Path(cfg.output) / "prm"
     model = folder / "model"
-    if _done(model / "train_report.json"):
+    if (model / "train_report.json").exists():
         return str(model)
     traces = folder / "traces.jsonl"
-    if not _done(traces):
+    if not traces.exists():
         write_records(read_records(samples)[: cfg.prm_traces], traces)
     labels = folder / "labels.jsonl"
     _say(cfg, f"labelling {cfg.prm_traces} round-1 samples ({cfg.label_method}, k = {cfg.label_k}) for the PRM")
@@ -158,7 +150,7 @@ def acceptor(cfg: ImproveConfig, name: str, samples: Path, folder: Path, prm: st
     from prm.score.prm_scorer import run as score
 
     scored = folder / "scored.jsonl"
-    if not _done(scored):
+    if not scored.exists():
         score(ScoreConfig(model=prm, input=str(samples), output=str(scored), bf16=cfg.bf16))
     scores = read_scored(scored)
     return lambda t: bool(t.meta["correct"]) and min(scores[t.id]) >= cfg.threshold
@@ -196,14 +188,15 @@ def finetune(cfg: ImproveConfig, base: str, kept: Path, output: Path, seed: int)
 
 def run(cfg: ImproveConfig) -> dict:
     out = Path(cfg.output)
+    check_resumable(cfg, out, {"progress", "batch_size"})
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
     t0 = time.perf_counter()
     problems = out / "problems.jsonl"
-    if not _done(problems):
+    if not problems.exists():
         write_records(read_records(cfg.problems)[: cfg.limit], problems)
-    if not _done(Path(_heldout(cfg))):
-        write_records(read_records(cfg.heldout)[: cfg.eval_limit], _heldout(cfg))
+    if not (out / "heldout.jsonl").exists():
+        write_records(read_records(cfg.heldout)[: cfg.eval_limit], out / "heldout.jsonl")
     _say(cfg, "round 0: evaluating the starting policy")
     start = evaluate(cfg, cfg.policy, out / "round0")
     first = out / "samples-round1.jsonl"
@@ -221,13 +214,13 @@ def run(cfg: ImproveConfig) -> dict:
                 _say(cfg, f"{name} round {r}: sampling from {policy}")
                 sample(cfg, policy, str(problems), samples, cfg.k, cfg.seed + r)
             kept_path = folder / "kept.jsonl"
-            if not _done(kept_path):
+            if not kept_path.exists():
                 traces = read_records(samples)
                 kept = select(traces, acceptor(cfg, name, samples, folder, prm), cfg.max_per_problem)
                 write_records(kept, kept_path)
             kept = read_records(kept_path)
             policy_dir = folder / "policy"
-            if kept and not _done(policy_dir / "train_report.json"):
+            if kept and not (policy_dir / "train_report.json").exists():
                 _say(cfg, f"{name} round {r}: fine-tuning on {len(kept)} kept solutions")
                 finetune(cfg, policy, kept_path, policy_dir, cfg.seed + r)
             if kept:  # a round that keeps nothing leaves the policy as it was
@@ -235,7 +228,7 @@ def run(cfg: ImproveConfig) -> dict:
             _say(cfg, f"{name} round {r}: evaluating")
             figures = evaluate(cfg, policy, folder)
             rows.append({"filter": name, "round": r, **figures, **_kept_figures(samples, kept)})
-    result = {"config": str(config_path_for(out)), "rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
+    result = {"rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
     _json(out / "improve.json", result)
     table = markdown(rows)
     with atomic_write(out / "improve.md") as f:

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from prm.config import ConfigError, config_path_for, load_config, save_config, to_dict
+from prm.config import check_resumable, save_config, to_dict
 from prm.fileio import atomic_write
 from prm.label.base import ROLLOUT_METHODS, label_batch, to_record
 from prm.label.completer import make_completer
@@ -28,22 +28,6 @@ from prm.records import ResumableWriter, iter_records, read_records, write_recor
 
 # Fields that do not change a single output byte: they may differ between a run and its resumption.
 FREE_FIELDS = {"limit", "progress", "traces_per_batch", "batch_size", "device"}
-
-
-def _check_resume(cfg: LabelConfig) -> None:
-    out = Path(cfg.output)
-    if not out.exists() or out.stat().st_size == 0:
-        return
-    saved = config_path_for(out)
-    if not saved.exists():
-        raise ConfigError(f"{out} exists without its config {saved.name}: delete it or choose another output")
-    old, new = to_dict(load_config(LabelConfig, saved)), to_dict(cfg)
-    changed = [k for k in new if k not in FREE_FIELDS and old.get(k) != new[k]]
-    if changed:
-        raise ConfigError(
-            f"{out} was labeled with other settings ({', '.join(f'{k}: {old.get(k)!r}' for k in changed)}); "
-            "rerun with those to resume, or delete it / choose another output"
-        )
 
 
 def summarize(path: str | Path) -> dict:
@@ -83,7 +67,7 @@ def summarize(path: str | Path) -> dict:
 
 def run(cfg: LabelConfig) -> dict:
     traces = read_records(cfg.input)[: cfg.limit]
-    _check_resume(cfg)
+    check_resumable(cfg, cfg.output, FREE_FIELDS)
     save_config(cfg, cfg.output)
     writer = ResumableWriter(cfg.output, unit=lambda d: d["id"])
     todo = [t for t in traces if t.id not in writer.done]

@@ -26,6 +26,7 @@ from prm.models import POLICY_FILE, bf16_autocast, decoder, load_model, load_tok
 from prm.records import read_records
 from prm.sft.config import SFTConfig
 from prm.sft.data import Example, make_examples
+from prm.sft.report import plot_curve
 
 
 class Imitation(nn.Module):
@@ -177,6 +178,7 @@ def run(cfg: SFTConfig) -> dict:
     extra = {"data": counts, "kind": "lora" if cfg.lora else "full"}
     report = fit(acc, cfg, job, cfg.output, extra)
     if acc.is_main_process:
+        plot_curve(cfg.output, Path(cfg.output) / "curve.png")
         final = report["final"]
         val_text = f", val loss {final['val_loss']:.4f}" if "val_loss" in final else ""
         if "eval_accuracy" in final:
