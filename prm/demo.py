@@ -50,18 +50,18 @@ class DemoConfig:
         "backbone of the PRM, the outcome model and the likelihood baseline: the fine-tuned policy or its base",
     )
     arithmetic: Literal["plain", "worked"] = option(
-        "worked",
+        "plain",
         "how the synthetic solutions the policy and the PRM learn from write equations (prm synth --arithmetic)",
     )
     policy_min_steps: int = option(
         2, "fewest operations in the policy's problems (held-out, label, pair and sft problems)"
     )
-    policy_max_steps: int = option(4, "most operations in the policy's problems")
+    policy_max_steps: int = option(3, "most operations in the policy's problems")
     policy_max_value: int = option(12, "largest number in the policy's problems")
-    policy_max_result: int = option(100, "largest intermediate value in the policy's problems")
+    policy_max_result: int = option(60, "largest intermediate value in the policy's problems")
     policy_problems: int = option(32, "held-out problems of the best-of-N evaluation")
     samples: int = option(16, "solutions sampled per held-out problem: the pool, N_max of best-of-N")
-    max_new_tokens: int = option(256, "tokens per sampled solution at most")
+    max_new_tokens: int = option(128, "tokens per sampled solution at most (a 3-step solution takes about 60)")
     batch_size: int = option(64, "sequences decoded together (sampling and rollouts): 64 ran 30% faster than 32 here")
     label_problems: int = option(16, "training problems the policy solves for the labeler")
     label_samples: int = option(4, "solutions sampled per labeler problem")
