@@ -42,15 +42,16 @@ sft: setup
 	$(PY) -m prm generate --model $(SFT)/policy --input $(SFT)/heldout.jsonl --output $(SFT)/heldout-traces.jsonl --n 4
 	$(PY) -m prm label --method gold --input $(SFT)/heldout-traces.jsonl --output $(SFT)/heldout-gold.jsonl
 
-# Self-improvement rounds (prm improve) from a fine-tuned policy, on problems longer than its fine-tuning data,
-# with answers only: the outcome filter against the PRM filter at the same sampling budget.
+# Self-improvement rounds (prm improve) from the demo's policy recipe (2-3-step problems, numbers <= 12), on longer
+# 3-4-step problems with answers only: the outcome filter against the PRM filter at the same sampling budget.
 IMPROVE := data/out/improve
+SMALL := --max_value 12 --max_result 60
 $(IMPROVE)/policy/train_report.json: | setup
-	$(PY) -m prm synth --n 3000 --min_steps 1 --max_steps 4 --seed 21 --arithmetic worked --output $(IMPROVE)/sft.jsonl
-	$(PY) -m prm sft --config configs/sft.yaml --train $(IMPROVE)/sft.jsonl --output $(IMPROVE)/policy
+	$(PY) -m prm synth --n 3000 --min_steps 2 --max_steps 3 $(SMALL) --seed 21 --output $(IMPROVE)/sft.jsonl
+	$(PY) -m prm sft --config configs/sft.yaml --train $(IMPROVE)/sft.jsonl --output $(IMPROVE)/policy --max_tokens 60000
 improve: setup $(IMPROVE)/policy/train_report.json
-	$(PY) -m prm synth --n 160 --min_steps 4 --max_steps 6 --seed 22 --output $(IMPROVE)/problems.jsonl
-	$(PY) -m prm synth --n 80 --split test --min_steps 4 --max_steps 6 --seed 23 --output $(IMPROVE)/heldout.jsonl
+	$(PY) -m prm synth --n 64 --min_steps 3 --max_steps 4 $(SMALL) --seed 22 --output $(IMPROVE)/problems.jsonl
+	$(PY) -m prm synth --n 48 --split test --min_steps 3 --max_steps 4 $(SMALL) --seed 23 --output $(IMPROVE)/heldout.jsonl
 	$(PY) -m prm improve --config configs/improve.yaml
 
 bench: setup

@@ -40,9 +40,16 @@ def plot_curve(ns: Sequence[int], curve: dict, path: str | os.PathLike, title: s
     fig = Figure(figsize=(7, 4.5), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    for name, c in curve.items():
+    # The default cycle has 10 colours and a pool report draws up to 14 lines: two selectors sharing a colour read
+    # as one. tab20's saturated half first, then its light half, keeps 20 lines apart.
+    from matplotlib import colormaps
+
+    tab20 = colormaps["tab20"].colors
+    colours = tab20[0::2] + tab20[1::2]
+    for i, (name, c) in enumerate(curve.items()):
         mean = [100 * m for m in c["mean"]]
-        (line,) = ax.plot(ns, mean, "--" if name in REFERENCE else "-", marker="o", markersize=4, label=name)
+        style = "--" if name in REFERENCE else "-"
+        (line,) = ax.plot(ns, mean, style, color=colours[i % 20], marker="o", markersize=4, label=name)
         if name in BANDS:  # a band for every line would hide the lines; the headline ones get their spread
             lo = [100 * (m - s) for m, s in zip(c["mean"], c["std"], strict=True)]
             hi = [100 * (m + s) for m, s in zip(c["mean"], c["std"], strict=True)]
