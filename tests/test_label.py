@@ -129,6 +129,16 @@ def test_gold_agrees_with_injected_errors(arithmetic):
     assert exact / len(traces) >= 0.995
 
 
+def test_synth_traces_take_a_number_range():
+    """label-bench's --max_value/--max_result reach the problems: every value of every chain stays inside them, and
+    the default range does reach beyond."""
+    small = synth_traces(200, 1, 2, 3, 0.0, max_value=12, max_result=60)
+    assert max(max(t.meta["problem"]["chain"]) for t in small) <= 60
+    assert max(max(t.meta["problem"]["operands"]) for t in small) <= 12
+    default = synth_traces(200, 1, 2, 3, 0.0)
+    assert max(max(t.meta["problem"]["chain"]) for t in default) > 60
+
+
 def test_calc_decides_what_it_can():
     assert calc_verdict("Natalia sold 48/2 = <<48/2=24>>24 clips.", None) is True
     assert calc_verdict("Natalia sold 48/2 = <<48/2=25>>25 clips.", None) is False

@@ -36,6 +36,8 @@ class LabelBenchConfig:
     n: int = option(200, "traces per length")
     lengths: tuple[str, ...] = option(("2-4", "6-8"), "problem lengths, 'min-max' operations each")
     corrupt: float = option(0.5, "share of traces with one injected error")
+    max_value: int | None = option(None, "largest number in the problems (null: prm synth's default)")
+    max_result: int | None = option(None, "largest intermediate value in the problems (null: prm synth's default)")
     ks: tuple[int, ...] = option((1, 2, 4, 8), "K values of the accuracy curve; the largest is every labeler's K")
     after_error: Literal["null", "false"] = option("null", HELP["after_error"])
     traces_per_batch: int = option(16, HELP["traces_per_batch"])
@@ -108,7 +110,12 @@ def labels_at(mc: Labeled, k: int, after_error: str) -> Labeled:
 
 def measure(cfg: LabelBenchConfig) -> list[dict]:
     rows, kmax = [], max(cfg.ks)
-    sets = {length: synth_traces(cfg.n, cfg.seed, *_span(length), cfg.corrupt) for length in cfg.lengths}
+    sets = {
+        length: synth_traces(
+            cfg.n, cfg.seed, *_span(length), cfg.corrupt, max_value=cfg.max_value, max_result=cfg.max_result
+        )
+        for length in cfg.lengths
+    }
     completer = make_completer(cfg, [t for traces in sets.values() for t in traces])
     for length, traces in sets.items():
         lo, _ = _span(length)

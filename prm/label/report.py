@@ -30,15 +30,31 @@ from prm.records import StepRecord, read_records
 
 
 def synth_traces(
-    n: int, seed: int, min_steps: int, max_steps: int, corrupt: float, arithmetic: str = "plain"
+    n: int,
+    seed: int,
+    min_steps: int,
+    max_steps: int,
+    corrupt: float,
+    arithmetic: str = "plain",
+    max_value: int | None = None,
+    max_result: int | None = None,
 ) -> list[StepRecord]:
     """`prm synth` test-split solutions shaped as `prm generate` traces (id `<problem>/0`, meta.problem = the problem's
-    meta); a corrupted one keeps its injected error in meta["error"] (kind, step)."""
+    meta); a corrupted one keeps its injected error in meta["error"] (kind, step). max_value/max_result None keep
+    `prm synth`'s number range."""
     from prm.synth import SynthConfig, generate
 
     out = []
+    numbers = {k: v for k, v in (("max_value", max_value), ("max_result", max_result)) if v is not None}
     cfg = SynthConfig(
-        n=n, seed=seed, split="test", min_steps=min_steps, max_steps=max_steps, corrupt=corrupt, arithmetic=arithmetic
+        n=n,
+        seed=seed,
+        split="test",
+        min_steps=min_steps,
+        max_steps=max_steps,
+        corrupt=corrupt,
+        arithmetic=arithmetic,
+        **numbers,
     )
     for r in generate(cfg):
         problem = {k: v for k, v in r.meta.items() if k not in ("error", "written_chain")}
