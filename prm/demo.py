@@ -10,7 +10,8 @@ and the HTML report) -> search (optional: PRM beam search against best-of-N at e
 
 The embedded SmolLM2-135M solves 3-5% of these problems two-shot, and its right answers mostly come through wrong
 steps: nothing for a step judge to find. A few CPU-minutes of fine-tuning on synthetic gold solutions give a policy
-whose right answers mostly have right steps and whose errors are slips a judge can see. Held-out problems come from
+whose right answers mostly have right steps (177 of 185 in the demo's pool) and whose errors sit in one step a
+judge can point at: wrong operations and operands, arithmetic slips. Held-out problems come from
 the test split (disjoint from every training problem by construction, see prm.synth).
 """
 
