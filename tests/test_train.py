@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from prm import cli
+from prm.fit import read_evals
 from prm.fit.rows import length_batches, prefix_tree
 from prm.model.encode import STEP_TAG, add_step_tag, encode, equation_span, result_span
 from prm.model.io import LoraSpec, build, load
@@ -473,3 +474,19 @@ def test_unshared_rows_compute_every_record_token(tmp_path, tiny_model_dir):
     assert cli.main(args) == 0
     report = json.loads((out / "train_report.json").read_text())
     assert report["rows"]["rows"] == report["rows"]["records"] and report["computed_tokens"] == report["tokens"] > 0
+
+
+def test_read_evals_keeps_evaluations_and_the_final_one_once(tmp_path):
+    """Both training commands draw their curves from this: lines without a held-out figure are left out, and the
+    end-of-run evaluation that repeats the last periodic one (same tokens) counts once; a later one is kept."""
+    lines = [
+        {"step": 10, "tokens": 100, "loss": 0.9},
+        {"step": 20, "tokens": 200, "loss": 0.8, "val_loss": 0.7},
+        {"step": 20, "tokens": 200, "val_loss": 0.7},
+    ]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + "\n")
+    assert [r["tokens"] for r in read_evals(tmp_path, ["val_loss"])] == [200]
+    lines[2]["tokens"] = 250
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert [r["tokens"] for r in read_evals(tmp_path, ["val_loss"])] == [200, 250]
+    assert read_evals(tmp_path, ["eval_accuracy"]) == []

@@ -20,7 +20,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,14 @@ def release_memory() -> None:
 
 
 _trim = None
+
+
+def read_evals(run_dir: str | Path, keys: Sequence[str]) -> list[dict]:
+    """The lines of a run's log.jsonl that hold any of `keys` (its evaluations), the final evaluation once: fit
+    evaluates again at the end, which repeats the last periodic evaluation when the run ends on one."""
+    log = [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines() if line.strip()]
+    evals = [r for r in log if any(k in r for k in keys)]
+    return evals[:-1] if len(evals) > 1 and evals[-1]["tokens"] == evals[-2]["tokens"] else evals
 
 
 def accelerator(cfg):

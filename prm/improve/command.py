@@ -73,13 +73,18 @@ def gold_labels(traces_path: Path) -> dict[str, list]:
     return {t.id: label_gold(t).labels for t in read_records(traces_path)}
 
 
+def heldout(cfg: ImproveConfig) -> Path:
+    """The run's copy of the held-out problems (the first eval_limit), which every round evaluates on."""
+    return Path(cfg.output) / "heldout.jsonl"
+
+
 def evaluate(cfg: ImproveConfig, policy: str, folder: Path) -> dict:
     """The policy on the held-out problems: eval_k samples each, with the same seed every round (paired)."""
     result = folder / "eval.json"
     if result.exists():
         return json.loads(result.read_text())
     traces = folder / "heldout.jsonl"
-    sample(cfg, policy, str(Path(cfg.output) / "heldout.jsonl"), traces, cfg.eval_k, cfg.seed)
+    sample(cfg, policy, str(heldout(cfg)), traces, cfg.eval_k, cfg.seed)
     figures = heldout_metrics(read_records(traces), gold_labels(traces))
     _json(result, figures)
     return figures
@@ -195,8 +200,8 @@ def run(cfg: ImproveConfig) -> dict:
     problems = out / "problems.jsonl"
     if not problems.exists():
         write_records(read_records(cfg.problems)[: cfg.limit], problems)
-    if not (out / "heldout.jsonl").exists():
-        write_records(read_records(cfg.heldout)[: cfg.eval_limit], out / "heldout.jsonl")
+    if not heldout(cfg).exists():
+        write_records(read_records(cfg.heldout)[: cfg.eval_limit], heldout(cfg))
     _say(cfg, "round 0: evaluating the starting policy")
     start = evaluate(cfg, cfg.policy, out / "round0")
     first = out / "samples-round1.jsonl"

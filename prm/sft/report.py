@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from prm.fileio import atomic_write
-
-
-def read_log(run_dir: str | os.PathLike) -> list[dict]:
-    """The evaluation lines of a run's log.jsonl (those with a held-out figure), the final one once."""
-    lines = [json.loads(x) for x in (Path(run_dir) / "log.jsonl").read_text().splitlines() if x.strip()]
-    evals = [r for r in lines if "val_loss" in r or "eval_accuracy" in r]
-    if len(evals) > 1 and evals[-1]["tokens"] == evals[-2]["tokens"]:
-        evals = evals[:-1]
-    return evals
+from prm.fit import read_evals
 
 
 def plot_curve(run_dir: str | os.PathLike, path: str | os.PathLike) -> bool:
@@ -23,7 +14,7 @@ def plot_curve(run_dir: str | os.PathLike, path: str | os.PathLike) -> bool:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    evals = read_log(run_dir)
+    evals = read_evals(run_dir, ["val_loss", "eval_accuracy"])
     if not evals:
         return False
     fig = Figure(figsize=(8, 3.6), dpi=110)

@@ -17,7 +17,7 @@ import torch
 
 from prm.config import ConfigError
 from prm.eval.metrics import auroc_summary, pad_scores
-from prm.fit import Job, accelerator, fit, setup_model
+from prm.fit import Job, accelerator, fit, read_evals, setup_model
 from prm.fit.state import load_weights as load_backbone
 from prm.model.encode import Encoded, encode, first_steps
 from prm.model.io import build, save
@@ -104,9 +104,7 @@ def evaluate(prm, tok, val_records: list[StepRecord], cfg: TrainConfig) -> dict:
 
 def read_curve(run_dir: str | Path) -> list[tuple[int, float]]:
     """(training tokens, validation first-error AUROC) of every evaluation in a run's log.jsonl, the final one once."""
-    log = [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines()]
-    curve = [(r["tokens"], r["auroc_first_error_all"]) for r in log if "auroc_first_error_all" in r]
-    return curve[:-1] if len(curve) > 1 and curve[-1][0] == curve[-2][0] else curve
+    return [(r["tokens"], r["auroc_first_error_all"]) for r in read_evals(run_dir, ["auroc_first_error_all"])]
 
 
 def run(cfg: TrainConfig) -> dict:
