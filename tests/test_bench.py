@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from prm import cli
+from prm.records import read_records
 
 
 def test_scoring_suite_one_pass_equals_per_prefix(tmp_path, tiny_model_dir):
@@ -45,12 +48,37 @@ def test_prm_quality_suite_reports_prm_baseline_floor_and_curve(tmp_path, tiny_m
         "3000",
         "--prm_eval_every",
         "1",
+        "--prm_best_of",
+        "6",
         "--output",
         str(out),
     ]
     assert cli.main(args) == 0
     names = [r["name"] for r in json.loads(out.read_text())["rows"]]
-    assert any(n.startswith("AUROC correct vs first error [all]: PRM") for n in names)
-    assert any("training-free result log-prob [all]" in n for n in names)
-    assert any("position-only floor [all]" in n for n in names)
-    assert (tmp_path / "prm_learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for test_set in ("in-family", "held-out family"):
+        assert any(n.startswith(f"AUROC correct vs first error, {test_set} [all]: PRM") for n in names)
+        assert any(f"training-free result log-prob, {test_set} [all]" in n for n in names)
+        assert any(f"position-only floor, {test_set} [all]" in n for n in names)
+    by_name = {r["name"]: r for r in json.loads(out.read_text())["rows"]}
+    pick = by_name["best-of-4 on held-out-family sets (1 right + 3 wrong): PRM min-score pick"]
+    assert 0 <= pick["value"] <= 100 and by_name["  random pick"]["value"] == 25
+    held = read_records(tmp_path / "prm_quality" / "test-heldout.jsonl")
+    assert {r.meta["phrasing"] for r in held} == {"report"}
+    assert len(read_records(tmp_path / "prm_quality" / "best_of_4.jsonl")) == 24
+    for png in ("prm_learning_curve.png", "prm_quality.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_best_of_pick_counts_sets_and_splits_ties():
+    from prm.bench.prm_quality import best_of_pick
+    from prm.records import StepRecord
+
+    def group(right_score, wrong_scores):
+        right = StepRecord(id="ok", problem="p", steps=["a", "b"], labels=[True, True])
+        wrong = [StepRecord(id=f"e{i}", problem="p", steps=["a", "b"], labels=[True, False]) for i in range(3)]
+        return [right, *wrong], [[0.9, right_score], *[[0.9, s] for s in wrong_scores]]
+
+    r1, s1 = group(0.8, [0.1, 0.2, 0.3])  # right wins
+    r2, s2 = group(0.2, [0.1, 0.7, 0.3])  # a wrong one wins
+    r3, s3 = group(0.5, [0.5, 0.1, 0.1])  # a tie of two: half a win
+    assert best_of_pick(r1 + r2 + r3, s1 + s2 + s3) == pytest.approx(1.5 / 3)

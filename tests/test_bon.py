@@ -305,6 +305,8 @@ def test_bon_ranking_against_step_labels(tmp_path, capsys):
     assert rk["steps_right"]["auroc"]["min"] == pytest.approx(1 / 3)
     # steps: 8 right first steps at 0.9 and 2 right second steps at 0.2, against wrong second steps 2 x 0.9, 4 x 0.2
     assert rk["step_auroc"] == pytest.approx((8 * 5 / 6 + 2 * 2 / 6) / 10)
+    # calibration: the 10 steps at 0.9 are right 8 times (off by 0.1), the 6 at 0.2 right twice (off by 2/6 - 0.2)
+    assert rk["step_ece"] == pytest.approx(10 / 16 * 0.1 + 6 / 16 * (2 / 6 - 0.2))
     printed = capsys.readouterr().out
     assert "for the 2 with no wrong step" in printed
     res = json.loads((out / "bon.json").read_text())

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from prm import cli
+from prm.answers import extract_answer
 from prm.config import config_path_for
 from prm.records import read_records
 
@@ -15,7 +16,7 @@ def test_synth_convert_validate(tmp_path, capsys):
     problems = tmp_path / "problems.jsonl"
     assert cli.main(["synth", "--n", "40", "--seed", "3", "--max-steps", "6", "--output", str(problems)]) == 0
     recs = read_records(problems)
-    assert len(recs) == 40 and all(r.source == "synth" and r.steps[-1].startswith("The answer is") for r in recs)
+    assert len(recs) == 40 and all(r.source == "synth" and extract_answer(r.steps[-1]) == r.answer for r in recs)
     assert "n: 40" in config_path_for(problems).read_text()
 
     trl = tmp_path / "problems.trl.jsonl"

@@ -13,10 +13,12 @@ from prm.checker import check_step
 from prm.config import ConfigError, config_path_for, load_config
 from prm.records import read_records, validate
 from prm.synth import ERROR_KINDS, SynthConfig, draw_skeleton, generate, inject, render, run, skeleton_key, split_of
-from prm.synth import templates as T
 from prm.synth.corrupt import apply, error_labels
+from prm.synth.phrasings import FAMILIES, families
+from prm.synth.words import spell
 
-EQUATION = re.compile(r"(\d+) ([-+*/]) (\d+) = (\d+)")
+EQUATION = re.compile(r"(\d+) ([-+*/×x÷]) (\d+) = (\d+)")
+ASCII = {"×": "*", "x": "*", "÷": "/"}
 APPLY = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 
 
@@ -38,7 +40,7 @@ def check_record(rec, cfg: SynthConfig) -> None:
         found = EQUATION.findall(line)
         assert len(found) == 1, line
         a, op, b, c = found[0]
-        a, b, c = int(a), int(b), int(c)
+        a, op, b, c = int(a), ASCII.get(op, op), int(b), int(c)
         assert op == ops[i], line
         if op == "/":
             assert a % b == 0, f"inexact division in {line!r}"
@@ -51,11 +53,13 @@ def check_record(rec, cfg: SynthConfig) -> None:
             assert sorted((a, b)) == sorted((chain[i], operands[i])), line
         else:
             assert (a, b) == (chain[i], operands[i]), line
-    assert rec.steps[-1] == f"The answer is {chain[-1]}."
+    assert rec.steps[-1] == FAMILIES[meta["phrasing"]].answer.format(c=chain[-1])
+    assert FAMILIES[meta["phrasing"]].split == "train"  # the default phrasing
     assert rec.answer == str(chain[-1])
     assert rec.labels == [True] * (k + 1) and rec.values == [1.0] * (k + 1)
     assert rec.source == "synth" and meta["split"] == cfg.split and meta["seed"] == cfg.seed
-    assert rec.problem.endswith("?") and str(chain[0]) in rec.problem
+    words = re.findall(r"\w+", rec.problem.lower())
+    assert rec.problem.endswith(("?", ".")) and (str(chain[0]) in words or str(spell(chain[0], True)) in words)
     assert split_of(chain[0], ops, operands, cfg.test_fraction) == cfg.split
 
 
@@ -140,17 +144,57 @@ def test_divisions_are_exact_and_keep_values_above_one():
     assert seen > 500
 
 
-def test_every_template_renders_with_one_equation():
-    d = dict(S="She", n="Mia", p="she", P="She", pp="her", self="herself", o="Leo", it="marbles", box="jar")
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_template_renders_with_one_equation(family):
+    fam = FAMILIES[family]
+    d = dict(S="She", n="Mia", p="she", P="She", pp="her", self="herself", o="Leo", it="marbles", box="jar", x=7)
     d.update(boxes="jars", a=12, k=3, c=4, ita="marbles", itk="marbles", itc="marbles", boxc="jars")
-    pools = [T.ADD, T.SUB + T.SUB_EDIBLE, T.MUL, T.MUL_INTRO, T.DIV, T.DIV_LAST]
-    pools += list(T.MUL_BY.values()) + list(T.DIV_BY.values())
-    for pool in pools:
+    for pool in fam.pools():
         for tpl in pool:
             tpl[0].format_map(d), tpl[-1].format_map(d)
             assert len(EQUATION.findall(tpl[1].format_map(d))) == 1, tpl[1]
-    for many in (T.ADD, T.SUB, T.MUL, T.DIV, T.INTROS, T.QUESTIONS):
+    for text in fam.intros + fam.questions + fam.distractors + fam.connectors:
+        text.format_map(d | {"P": "She"})
+    for many in (fam.add, fam.sub, fam.mul, fam.div, fam.intros, fam.questions):
         assert len(many) >= 3  # several phrasings per operation, so the text isn't monotone
+
+
+def test_three_times_the_phrasings_of_one_family_and_none_shared_with_the_held_out_one():
+    story = FAMILIES["story"]
+    for pool in ("add", "sub", "mul", "div", "intros", "questions"):
+        assert sum(len(getattr(f, pool)) for f in FAMILIES.values()) >= 3 * len(getattr(story, pool)), pool
+
+    def sentences(fams):
+        out = set()
+        for f in fams:
+            out |= {s for pool in f.pools() for tpl in pool for s in tpl}
+            out |= {*f.intros, *f.questions, *f.distractors, f.answer} | set(f.connectors) - {"", "{P}"}
+        return out
+
+    held, train = families("heldout"), families("train")
+    assert [f.name for f in held] == ["report"] and len(train) == 3
+    assert not sentences(held) & sentences(train)
+
+
+def test_phrasing_split_and_styles():
+    held = gen(n=300, seed=2, phrasing="heldout", pairs=True, corrupt=0.5)
+    train = gen(n=300, seed=2)
+    assert {r.meta["phrasing"] for r in held} == {"report"}
+    assert {r.meta["phrasing"] for r in train} == {"story", "chat", "ledger"}
+    # The same skeletons whatever the phrasing: only the words differ.
+    assert [r.meta["chain"] for r in held[::2]] == [r.meta["chain"] for r in train]
+    text = " ".join(r.problem + " " + " ".join(r.steps) for r in train)
+    for style in (" × ", " x ", " * ", " ÷ ", " / ", " three ", "The answer is", "Answer: "):
+        assert style in text, style
+    # The question comes first in some problems, and a distractor adds a sentence to others.
+    first = [re.split(r"(?<=[.?]) ", r.problem)[0] for r in train]
+    assert 20 < sum(f.endswith("?") for f in first) < 100
+    assert sum(len(re.findall(r"\d+", r.problem)) > len(r.meta["ops"]) + 1 for r in train) > 30
+
+
+def test_unknown_phrasing_is_a_config_error():
+    with pytest.raises(ValueError, match="phrasing: unknown 'poetry'"):
+        SynthConfig(phrasing="poetry")
 
 
 def test_render_is_a_pure_function_of_rng():
@@ -275,12 +319,13 @@ def parse(line: str) -> tuple[int, str, int, int]:
     found = EQUATION.findall(line)
     assert len(found) == 1, line
     x, op, y, c = found[0]
-    return int(x), op, int(y), int(c)
+    return int(x), ASCII.get(op, op), int(y), int(c)
 
 
-def split_operands(i: int, x: int, y: int, value: int) -> tuple[int, int]:
-    """(running value, operand) of a written equation: only a first step may write `k * a` ("4 packs of 6")."""
-    if i == 0 and x != value and y == value:
+def split_operands(op: str, x: int, y: int, value: int, operand: int) -> tuple[int, int]:
+    """(running value, operand) of a written equation: a sentence may write `k * a` or `k + a` ("4 packs of 6");
+    the order that matches more of the gold step's two numbers (a wrong step changes one of them)."""
+    if op in "+*" and (y == value) + (x == operand) > (x == value) + (y == operand):
         return y, x
     return x, y
 
@@ -301,12 +346,14 @@ def check_corrupted(rec, cfg: SynthConfig) -> tuple[int, list[tuple[int, str, in
     # Before the error the solution is the gold one; at the error its result leaves the gold chain for good.
     assert written[: e + 1] == chain[: e + 1]
     assert all(w != g for w, g in zip(written[e + 1 :], chain[e + 1 :], strict=True))
-    assert rec.steps[-1] == f"The answer is {written[-1]}." and rec.answer == str(chain[-1]) != str(written[-1])
+    assert rec.steps[-1] == FAMILIES[meta["phrasing"]].answer.format(c=written[-1])
+    assert rec.answer == str(chain[-1]) != str(written[-1])
     assert all(1 <= v <= cfg.max_result for v in written)
     # Propagation: every later step starts from the previous (wrong) result and computes right, with the gold
     # operation and operand.
     for j in range(e + 1, k):
         x, op, y, c = eqs[j]
+        x, y = split_operands(op, x, y, written[j], operands[j])
         assert (x, op, y) == (written[j], ops[j], operands[j]), rec.steps[j]
         assert apply(op, x, y) == c and check_step(rec.steps[j]) is True
     for i in range(e):
@@ -325,7 +372,13 @@ def test_each_kind_errs_exactly_at_the_labeled_step(kind):
         e, eqs = check_corrupted(rec, cfg)
         chain, ops, operands = rec.meta["chain"], rec.meta["ops"], rec.meta["operands"]
         x, op, y, c = eqs[e]
-        a, k = split_operands(e, x, y, chain[e])
+        gx, _, gy, _ = parse(rec.meta["error"]["gold"])  # the gold step in the sentence's order
+        k_first = (gx, gy) == (operands[e], chain[e]) != (chain[e], operands[e])
+        a, k = (y, x) if k_first else (x, y)
+        if chain[e] == operands[e] and op in "+*" and x != y:
+            # `a + a`: the order can't tell. A stale value keeps the operand, a wrong operand keeps the value.
+            shared, other = (x, y) if x == chain[e] else (y, x)
+            a, k = (other, shared) if kind == "stale_value" else (shared, other)
         gold = chain[e + 1]
         if kind in ("off_by_k", "digit_swap"):
             # A wrong equation at the error step, and only there.
@@ -489,3 +542,34 @@ def test_worked_solutions_are_chains_that_check_link_by_link():
         slip = kind in ("off_by_k", "digit_swap")
         assert check_step(rec.steps[e]) is (not slip), (kind, rec.steps[e])
         assert all(check_step(s) is True for s in rec.steps[:e] + rec.steps[e + 1 : -1])
+
+
+def test_wrong_per_problem_writes_sets_of_one_right_and_m_distinct_wrong():
+    cfg = SynthConfig(n=60, seed=4, pairs=True, corrupt=0.5, wrong_per_problem=3, min_steps=2, max_steps=4)
+    recs = gen(**{k: getattr(cfg, k) for k in ("n", "seed", "pairs", "corrupt", "wrong_per_problem", "max_steps")})
+    assert len(recs) == 240
+    for i in range(0, 240, 4):
+        group = recs[i : i + 4]
+        assert [r.id.rsplit("/", 1)[1] for r in group] == ["ok", "err", "err2", "err3"]
+        assert len({r.problem for r in group}) == 1 and all(group[0].labels)
+        assert len({tuple(r.steps) for r in group}) == 4
+        for r in group[1:]:
+            check_corrupted(r, cfg)
+    # The first wrong solution is the one a plain pairs file has.
+    plain = gen(n=60, seed=4, pairs=True, corrupt=0.5)
+    assert [r.steps for r in recs[1::4]] == [r.steps for r in plain[1::2]]
+    with pytest.raises(ValueError, match="needs pairs"):
+        SynthConfig(wrong_per_problem=3)
+
+
+def test_mixed_pair_phrasing_writes_the_wrong_solution_in_another_family():
+    recs = gen(n=80, seed=6, pairs=True, corrupt=0.5, pair_phrasing="mixed", wrong_per_problem=2)
+    cfg = SynthConfig(n=80, seed=6, pairs=True, corrupt=0.5)
+    for i in range(0, len(recs), 3):
+        right, *wrong = recs[i : i + 3]
+        assert all(right.labels) and right.meta["chain"] == wrong[0].meta["chain"] == wrong[1].meta["chain"]
+        for w in wrong:
+            assert w.meta["phrasing"] != right.meta["phrasing"] and w.problem != right.problem
+            check_corrupted(w, cfg)
+    same = gen(n=80, seed=6, pairs=True, corrupt=0.5)
+    assert all(a.problem == b.problem for a, b in zip(same[::2], same[1::2], strict=True))

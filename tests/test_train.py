@@ -17,7 +17,7 @@ from prm import cli
 from prm.fit import read_evals
 from prm.fit.rows import length_batches, prefix_tree
 from prm.model.encode import STEP_TAG, add_step_tag, encode, equation_span, result_span
-from prm.model.io import LoraSpec, build, load
+from prm.model.io import LoraSpec, build, load, save
 from prm.model.prm import Spec, collate
 from prm.records import read_records
 from prm.score.prm_scorer import PRMScorer
@@ -54,6 +54,8 @@ def test_encode_keeps_whole_steps_and_marks_spans(tok):
     assert enc.kept == 2 and enc.dropped == 0 and [enc.input_ids[t] for t in enc.tags] == [tag, tag]
     assert tok.decode([enc.input_ids[i] for i in enc.result_tokens[0]]).strip() == "7"
     assert tok.decode([enc.input_ids[i] for i in enc.equation_tokens[0]]).strip() == "3 + 4 = 7"
+    parts = [tok.decode([enc.input_ids[i] for i in p]).strip() for p in enc.operation_tokens[0]]
+    assert parts == ["3", "+", "4"] and enc.operation_tokens[1] == ([], [], [])
     short = encode(tok, tag, "Tom has 3 apples.", steps, enc.tags[0] + 2)
     assert short.kept == 1 and short.dropped == 1 and len(short.input_ids) == enc.tags[0] + 1
 
@@ -114,6 +116,30 @@ def test_save_from_a_gathered_state_dict_writes_those_weights(tmp_path, tiny_mod
     moved = [k for k in a if not torch.equal(a[k], b[k])]
     assert moved and all("lora_B" in k or k.startswith(("head.", "feat.")) for k in moved)
     assert all(torch.allclose(b[k], a[k] + 0.25) for k in moved)
+
+
+def test_operation_features_add_three_columns_and_keep_the_first_four(tmp_path, tiny_model_dir):
+    """The `operation` feature set reads the operands and the operator apart; its first four features are the
+    `equation` set's, exactly, and it saves and loads with its own width (an old checkpoint loads as `equation`)."""
+
+    recs = [("Tom has 3 apples.", ["He buys 4, so 3 × 4 = 12 apples.", "The answer is 12."])]
+    old, tok = build(Spec(base=str(tiny_model_dir)), LoraSpec(r=4))
+    new = build(Spec(base=str(tiny_model_dir), feature_set="operation"), LoraSpec(r=4))[0]
+    enc = [encode(tok, old.tag_id, p, s, 512) for p, s in recs]
+    batch = collate(enc, tok.pad_token_id)
+    lm_w = old._lm_weight()
+    with torch.no_grad():
+        hidden = old._hidden(batch)
+        f4, f7 = old.features(hidden, lm_w, batch, 4), new.features(hidden, lm_w, batch, 7)
+    assert f4.shape == (2, 4) and f7.shape == (2, 7) and torch.equal(f7[:, :4], f4)
+    assert (f7[0, 4:] < 0).all() and (f7[1, 4:] == 0).all()  # log-probs of "3", "×", "4"; the answer line has none
+    save(new, tok, tmp_path / "op")
+    assert load(tmp_path / "op")[0].feat.weight.shape == (1, 7)
+    spec = json.loads((tmp_path / "op" / "prm_spec.json").read_text())
+    del spec["feature_set"]
+    (tmp_path / "op" / "prm_spec.json").write_text(json.dumps(spec))
+    with pytest.raises(RuntimeError, match="size mismatch"):  # read as a 4-feature checkpoint: a clear mismatch
+        load(tmp_path / "op")
 
 
 # Every tiny training run: fp32 (exact comparisons), quiet, a small adapter.

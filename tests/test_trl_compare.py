@@ -50,7 +50,10 @@ def fake_results(ours_speed, trl_speed, ours_steps_auroc):
             "seconds": 1000 / speed,
             "tokens_per_s": speed,
             "peak_memory_mb": 500.0,
-            "quality": {"all": 0.9, "off_by_k": 0.95, "steps": steps},
+            "quality": {
+                "in-family": {"all": 0.9, "off_by_k": 0.95, "steps": steps},
+                "held-out family": {"all": 0.8, "off_by_k": 0.9, "steps": steps},
+            },
             "curve": [(500, 0.7), (1000, 0.9)],
         }
 
@@ -61,17 +64,19 @@ def fake_results(ours_speed, trl_speed, ours_steps_auroc):
 def test_rows_judge_speed_ratio_and_step_auroc_against_trl(tmp_path, speeds, step_auroc, met):
     rows = tc.rows_for(
         fake_results(*speeds, step_auroc),
-        {"all": 0.7, "off_by_k": 0.9, "steps": 0.6},
-        {"all": 0.6},
+        {"in-family": {"all": 0.7, "off_by_k": 0.9, "steps": 0.6}, "held-out family": {"all": 0.7}},
+        {"in-family": {"all": 0.6}, "held-out family": {"all": 0.55}},
         {"batch": 8},
         tmp_path / "p.png",
     )
     by_name = {r["name"]: r for r in rows}
     speed = by_name["training tokens/s: ours / TRL PRMTrainer"]
     assert speed["value"] == pytest.approx(speeds[0] / speeds[1]) and speed["met"] is met
-    assert by_name["step AUROC, every labeled step: ours"]["met"] is met
-    assert by_name["AUROC correct vs first error [all]: ours"]["met"] is True  # 0.9 >= 0.85 and > 0.7
-    assert by_name["  AUROC correct vs first error [all]: position-only floor"]["value"] == 0.6
+    assert by_name["step AUROC, every labeled step, in-family: ours"]["met"] is met
+    assert by_name["AUROC correct vs first error [all], in-family: ours"]["met"] is True  # 0.9 >= 0.85 and > 0.7
+    assert by_name["AUROC correct vs first error [all], held-out family: ours"]["met"] is False  # 0.8 < 0.85
+    assert by_name["  AUROC correct vs first error [all], in-family: position-only floor"]["value"] == 0.6
+    assert by_name["  AUROC correct vs first error [all], held-out family: position-only floor"]["value"] == 0.55
     assert sum(r["unit"] == "MiB" for r in rows) == 2
 
 
@@ -79,14 +84,19 @@ def test_our_worker_trains_scores_and_reports(tmp_path, tiny_model_dir):
     from prm.synth import SynthConfig
     from prm.synth import run as synth_run
 
-    for name, split, n in (("train", "train", 8), ("val", "test", 6), ("test", "test", 6)):
+    for name, split, n, phrasing in (
+        ("train", "train", 8, "train"),
+        ("val", "test", 6, "train"),
+        ("test", "test", 6, "train"),
+        ("held", "test", 6, "heldout"),
+    ):
         pairs = split == "train"
-        synth_run(
-            SynthConfig(n=n, split=split, pairs=pairs, corrupt=0.5, max_steps=3, output=str(tmp_path / f"{name}.jsonl"))
-        )
+        path = str(tmp_path / f"{name}.jsonl")
+        synth_run(SynthConfig(n=n, split=split, pairs=pairs, corrupt=0.5, max_steps=3, phrasing=phrasing, output=path))
     spec = {
         "folder": str(tmp_path),
-        **{k: str(tmp_path / f"{k}.jsonl") for k in ("train", "val", "test")},
+        **{k: str(tmp_path / f"{k}.jsonl") for k in ("train", "val")},
+        "tests": {"in-family": str(tmp_path / "test.jsonl"), "held-out family": str(tmp_path / "held.jsonl")},
         "base": str(tiny_model_dir),
         "batch": 4,
         "max_length": 256,
@@ -102,7 +112,8 @@ def test_our_worker_trains_scores_and_reports(tmp_path, tiny_model_dir):
     tc.worker("ours", str(tmp_path / "spec.json"), str(tmp_path / "ours.json"))
     out = json.loads((tmp_path / "ours.json").read_text())
     assert out["steps"] == 4 and out["tokens"] > 0 and out["peak_memory_mb"] > 0
-    assert {"all", "steps"} <= set(out["quality"])
+    assert set(out["quality"]) == {"in-family", "held-out family"}
+    assert all({"all", "steps"} <= set(q) for q in out["quality"].values())
     assert [t for t, _ in out["curve"]] == sorted({t for t, _ in out["curve"]}) and len(out["curve"]) == 2
     # batch_size caps each micro-batch at 4 records: 16 training records in 4 steps is exactly one pass, so the
     # tokens seen are the training items' tokens, each once
@@ -134,5 +145,5 @@ def test_spec_steps_make_whole_passes(tmp_path):
         prm_seed=0,
         trl_progress=False,
     )
-    spec = tc.spec_for(cfg, tmp_path, tmp_path / "t.jsonl", tmp_path / "v", tmp_path / "x")
+    spec = tc.spec_for(cfg, tmp_path, tmp_path / "t.jsonl", tmp_path / "v", {"in-family": tmp_path / "x"})
     assert spec["steps"] == 10 and spec["batch"] == 4

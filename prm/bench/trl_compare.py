@@ -167,14 +167,13 @@ def train_trl(spec: dict) -> dict:
     peak_training = peak_memory_mb()
     seconds = result.metrics["train_runtime"] - eval_seconds[0]
     tokens = int(trainer.state.num_input_tokens_seen)
-    test = read_records(spec["test"])
     return {
         "steps": trainer.state.global_step,
         "tokens": tokens,
         "seconds": round(seconds, 1),
         "eval_seconds": round(eval_seconds[0], 1),
         "tokens_per_s": round(tokens / seconds, 1),
-        "quality": auroc_summary(test, trl_scores(trainer.model, tok, test, spec["max_length"], spec["bf16"])),
+        "quality": quality(spec, lambda recs: trl_scores(trainer.model, tok, recs, spec["max_length"], spec["bf16"])),
         "curve": curve,
         "peak_training_mb": peak_training,
     }
@@ -211,7 +210,6 @@ def train_ours(spec: dict) -> dict:
     )
     peak_training = peak_memory_mb()
     gc.collect()  # the trained model (held in reference cycles by accelerate) goes before the scorer loads its own
-    test = read_records(spec["test"])
     scorer = PRMScorer.from_pretrained(run_dir, bf16=spec["bf16"])
     return {
         "steps": report["steps"],
@@ -220,10 +218,19 @@ def train_ours(spec: dict) -> dict:
         "eval_seconds": report["eval_seconds"],
         "tokens_per_s": report["tokens_per_s"],
         "computed_tokens": report["computed_tokens"],  # fewer than tokens where rows share prefixes
-        "quality": auroc_summary(test, scorer.score_batch([(r.problem, r.steps) for r in test])),
+        "quality": quality(spec, lambda recs: scorer.score_batch([(r.problem, r.steps) for r in recs])),
         "curve": read_curve(run_dir),
         "peak_training_mb": peak_training,
     }
+
+
+def quality(spec: dict, score) -> dict[str, dict[str, float]]:
+    """{test set: auroc_summary} for a scorer `score(records) -> step scores`."""
+    out = {}
+    for name, path in spec["tests"].items():
+        recs = read_records(path)
+        out[name] = auroc_summary(recs, score(recs))
+    return out
 
 
 def worker(side: str, spec_path: str, out_path: str) -> None:
@@ -248,13 +255,13 @@ def check_trl() -> None:
         print(f"note: trl {trl.__version__} is installed; the figures in the README were measured with {TRL_VERSION}")
 
 
-def spec_for(cfg, folder: Path, train: Path, val: Path, test: Path) -> dict:
+def spec_for(cfg, folder: Path, train: Path, val: Path, tests: dict[str, Path]) -> dict:
     n = sum(1 for _ in read_records(train))
     return {
         "folder": str(folder),
         "train": str(train),
         "val": str(val),
-        "test": str(test),
+        "tests": {name: str(path) for name, path in tests.items()},
         "base": cfg.prm_base,
         "batch": cfg.trl_batch,
         "max_length": cfg.trl_max_length,
@@ -274,8 +281,8 @@ def run(cfg) -> list[dict]:
     from prm.score.baseline import likelihood_scores
 
     folder = Path(cfg.output).parent / "trl_compare"
-    train, val, test = make_data(folder, cfg)
-    spec = spec_for(cfg, folder, train, val, test)
+    train, val, tests, _ = make_data(folder, cfg)
+    spec = spec_for(cfg, folder, train, val, tests)
     (folder / "spec.json").write_text(json.dumps(spec, indent=2))
     results = {}
     for side in SIDES:
@@ -288,34 +295,37 @@ def run(cfg) -> list[dict]:
         )
         results[side] = json.loads(out.read_text())
 
-    test_recs = read_records(test)
     model, tok = load(cfg.prm_base)
-    baseline = auroc_summary(test_recs, likelihood_scores(model, tok, test_recs, mode="result", bf16=True))
+    baseline = quality(spec, lambda recs: likelihood_scores(model, tok, recs, mode="result", bf16=True))
     floor_model = fit_position_floor(read_records(train))
-    floor = auroc_summary(test_recs, [floor_model.score(r) for r in test_recs])
+    floor = quality(spec, lambda recs: [floor_model.score(r) for r in recs])
     plot = Path(cfg.output).with_name("trl_compare.png")
     curves = {f"{LABELS[s]} (validation)": results[s]["curve"] for s in SIDES}
-    plot_curves(curves, baseline.get("all"), floor.get("all"), plot)
+    plot_curves(curves, baseline["in-family"].get("all"), floor["in-family"].get("all"), plot)
     return rows_for(results, baseline, floor, spec, plot)
 
 
 def rows_for(results: dict, baseline: dict, floor: dict, spec: dict, plot: Path) -> list[dict]:
     ours, trl = results["ours"], results["trl"]
     rows = []
-    kinds = ["all", *sorted(k for k in ours["quality"] if k not in ("all", "steps")), "steps"]
-    for kind in kinds:
-        name = "step AUROC, every labeled step" if kind == "steps" else f"AUROC correct vs first error [{kind}]"
-        o, t, b = (x["quality"].get(kind, float("nan")) for x in (ours, trl, {"quality": baseline}))
-        if kind == "all":
-            goal, met = ">= 0.85 and > baseline", o >= 0.85 and o > b
-        elif kind == "steps":
-            goal, met = ">= TRL's", o >= t
-        else:
-            goal, met = "> baseline", o > b
-        rows.append(row(f"{name}: ours", o, "", goal, met))
-        rows.append(row(f"  {name}: TRL PRMTrainer", t, ""))
-        rows.append(row(f"  {name}: training-free result log-prob", b, ""))
-        rows.append(row(f"  {name}: position-only floor", floor.get(kind, float("nan")), ""))
+    for test_set, q in ours["quality"].items():
+        kinds = ["all", *sorted(k for k in q if k not in ("all", "steps")), "steps"]
+        for kind in kinds:
+            name = "step AUROC, every labeled step" if kind == "steps" else f"AUROC correct vs first error [{kind}]"
+            name = f"{name}, {test_set}"
+            o, t, b, f = (
+                x[test_set].get(kind, float("nan")) for x in (ours["quality"], trl["quality"], baseline, floor)
+            )
+            if kind == "all":
+                goal, met = ">= 0.85 and > baseline", o >= 0.85 and o > b
+            elif kind == "steps":
+                goal, met = ">= TRL's", o >= t
+            else:
+                goal, met = "> baseline", o > b
+            rows.append(row(f"{name}: ours", o, "", goal, met))
+            rows.append(row(f"  {name}: TRL PRMTrainer", t, ""))
+            rows.append(row(f"  {name}: training-free result log-prob", b, ""))
+            rows.append(row(f"  {name}: position-only floor", f, ""))
     speed = ours["tokens_per_s"] / trl["tokens_per_s"]
     rows.append(row("training tokens/s: ours / TRL PRMTrainer", speed, "x", ">= 2.0", speed >= 2.0))
     for side, label in LABELS.items():

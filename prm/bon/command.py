@@ -269,15 +269,17 @@ def ranking_line(rk: dict) -> str:
         f"ranking of all {rk['solutions']} pool solutions by the PRM's min: AUROC {fmt(rk['steps_right']['auroc']['min'])} "
         f"for the {rk['steps_right']['count']} with no wrong step (some stop before an answer), "
         f"{fmt(rk['answer_right']['auroc']['min'])} for the {rk['answer_right']['count']} with the right answer; "
-        f"step AUROC against the labels {fmt(rk['step_auroc'])}"
+        f"step AUROC against the labels {fmt(rk['step_auroc'])}, calibration error (ECE) {fmt(rk.get('step_ece'))}"
     )
 
 
 def ranking(records: list[list[StepRecord]], pools: list[list[Candidate]], labelled: dict[str, StepRecord]) -> dict:
     """How well each PRM aggregate ranks the pool's solutions (all problems together, AUROC): against "no wrong
     step" by the step labels in `labels_path`, and against "right answer"; and the step AUROC of the PRM's scores
-    against every labelled step. A best-of-N selector can only be as good as the first ranking, and on a policy
+    against every labelled step, with their expected calibration error (so the report's colours can be read as
+    chances). A best-of-N selector can only be as good as the first ranking, and on a policy
     whose right answers are lucky guesses the two part ways."""
+    from prm.eval.calibration import ece
     from prm.eval.metrics import auroc
 
     flat = [(r, c) for recs, pool in zip(records, pools, strict=True) for r, c in zip(recs, pool, strict=True)]
@@ -287,6 +289,7 @@ def ranking(records: list[list[StepRecord]], pools: list[list[Candidate]], label
         out["step_auroc"] = auroc([s for s, _ in steps], [y for _, y in steps])
     except ValueError:  # one class only
         out["step_auroc"] = None
+    out["step_ece"] = ece([s for s, _ in steps], [y for _, y in steps]) if steps else None
     for name, truth in (
         ("steps_right", [bool(c.steps_right) for _, c in flat]),
         ("answer_right", [c.correct for _, c in flat]),

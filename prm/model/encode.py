@@ -27,6 +27,23 @@ _NUMBER = r"-?\$?\d[\d,]*(?:\.\d+)?"
 _EQUATION = re.compile(rf"(?:{_NUMBER}|\()[\d\s.,$()+\-*/×÷x=]*=\s*{_NUMBER}")
 
 
+# The operation a step performs: the first link of its equation, "x op y" (a worked chain's later links only
+# rewrite it).
+_OPERATION = re.compile(r"(\d[\d,]*)\s*([-+*/×÷x])\s*(\d[\d,]*)")
+
+
+def operation_spans(step: str) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None:
+    """Character spans of the first operand, the operator and the second operand of the step's last equation.
+
+    >>> s = "Mia gives away 4, so she has 17 - 4 = 13 marbles."
+    >>> [s[slice(*sp)] for sp in operation_spans(s)]
+    ['17', '-', '4']
+    """
+    span = equation_span(step)
+    m = _OPERATION.match(step, span[0]) if span else None
+    return (m.span(1), m.span(2), m.span(3)) if m else None
+
+
 def add_step_tag(tokenizer) -> int:
     """Add the step tag as a special token (idempotent) and return its id."""
     if STEP_TAG not in tokenizer.get_vocab():
@@ -54,6 +71,8 @@ class Encoded:
     # Per kept step, the positions of the tokens the likelihood features score (each predicted from position - 1).
     result_tokens: list[list[int]] = field(default_factory=list)
     equation_tokens: list[list[int]] = field(default_factory=list)
+    # Per kept step: the tokens of its operation's first operand, operator and second operand ([] x 3 if none).
+    operation_tokens: list[tuple[list[int], list[int], list[int]]] = field(default_factory=list)
 
 
 def first_steps(enc: Encoded, n: int) -> Encoded:
@@ -71,6 +90,7 @@ def first_steps(enc: Encoded, n: int) -> Encoded:
         dropped=enc.dropped,
         result_tokens=enc.result_tokens[:n],
         equation_tokens=enc.equation_tokens[:n],
+        operation_tokens=enc.operation_tokens[:n],
     )
 
 
@@ -99,6 +119,8 @@ def encode(tokenizer, tag_id: int, problem: str, steps: Sequence[str], max_lengt
         shift = lambda sp: None if sp is None else (sp[0] + 1, sp[1] + 1)  # noqa: E731  (the leading newline)
         enc.result_tokens.append(_tokens_in(piece.offset_mapping, shift(rs), base))
         enc.equation_tokens.append(_tokens_in(piece.offset_mapping, shift(es), base))
+        ops = operation_spans(step) or (None, None, None)
+        enc.operation_tokens.append(tuple(_tokens_in(piece.offset_mapping, shift(sp), base) for sp in ops))
         enc.input_ids += piece.input_ids
         enc.tags.append(len(enc.input_ids))
         enc.input_ids.append(tag_id)

@@ -28,7 +28,11 @@ from prm.fit.rows import eager_mask, pad_right, tree_rows
 from prm.model.encode import Encoded
 from prm.models import decoder
 
-N_FEATURES = 4  # result mean, equation mean, equation min, has-equation indicator
+# result mean, equation mean, equation min, has-equation indicator; with the `operation` feature set also the mean
+# log-probability of the operation's first operand, operator and second operand, read apart: the backbone's own
+# expectation of which number and which operation come next, whatever words the sentence uses.
+N_FEATURES = {"equation": 4, "operation": 7}
+_PARTS = (2, 3, 4)  # feat_kind of the operation's three parts; 0 result, 1 equation
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class Spec:
     # so training the readout cannot wear away the LM's arithmetic knowledge that they measure.
     # "adapted": from the same pass as the readout (cheaper; the LoRA may reshape them).
     features_from: str = "base"
+    # "equation" (4 features; checkpoints saved before the operation features load as this) or "operation" (7).
+    feature_set: str = "equation"
     max_length: int = 512
     label_tokens: tuple[str, str] = (" correct", " wrong")
 
@@ -62,13 +68,16 @@ class PRM(nn.Module):
             self.register_buffer("label_ids", torch.tensor([ids[0][0], ids[1][0]]), persistent=False)
         elif spec.readout != "head":
             raise ValueError(f"readout must be 'head' or 'tokens', got {spec.readout!r}")
-        self.feat = nn.Linear(N_FEATURES, 1) if spec.features else None
+        if spec.feature_set not in N_FEATURES:
+            raise ValueError(f"feature_set must be one of {list(N_FEATURES)}, got {spec.feature_set!r}")
+        self.n_features = N_FEATURES[spec.feature_set]
+        self.feat = nn.Linear(self.n_features, 1) if spec.features else None
         if self.feat is not None:
             # Start at the training-free baseline's direction (more likely tokens = more likely correct). From zero,
             # the first updates use these always-negative log-probabilities as a stand-in bias and learn the
             # opposite sign, which takes most of a CPU budget to undo (seen in a run: slips AUROC 0.16 at step 25).
             with torch.no_grad():
-                self.feat.weight.copy_(torch.tensor([[0.5, 0.5, 0.1, 0.0]]))
+                self.feat.weight.copy_(torch.tensor([[0.5, 0.5, 0.1, 0.0, 0.1, 0.1, 0.1][: self.n_features]]))
                 self.feat.bias.zero_()
 
     def init_bias(self, p_correct: float) -> None:
@@ -128,22 +137,25 @@ class PRM(nn.Module):
                 with torch.no_grad(), self.backbone.disable_adapter():
                     feat_hidden = self._hidden(batch)
                 with torch.no_grad():
-                    f = self.features(feat_hidden, lm_w, batch)
+                    f = self.features(feat_hidden, lm_w, batch, self.n_features)
             else:
-                f = self.features(feat_hidden, lm_w, batch)
+                f = self.features(feat_hidden, lm_w, batch, self.n_features)
             # FSDP's mixed precision holds the readout in bf16 without autocast; the features come out in fp32.
             logit = logit + self.feat(f.to(self.feat.weight.dtype)).squeeze(-1)
         return logit.float()
 
     @staticmethod
-    def features(hidden: torch.Tensor, lm_w: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(N, N_FEATURES) likelihood features per step; steps without an equation or result get zeros there."""
+    def features(
+        hidden: torch.Tensor, lm_w: torch.Tensor, batch: dict[str, torch.Tensor], n_features: int = 4
+    ) -> torch.Tensor:
+        """(N, n_features) likelihood features per step; steps without an equation or result get zeros there."""
         n = batch["tag_b"].shape[0]
-        out = hidden.new_zeros((n, N_FEATURES), dtype=torch.float32)
-        if batch["feat_b"].numel() == 0:
+        out = hidden.new_zeros((n, n_features), dtype=torch.float32)
+        keep = batch["feat_kind"] < (5 if n_features > 4 else 2)  # the operation's parts only where they are read
+        if not keep.any():
             return out
-        b, t = batch["feat_b"], batch["feat_t"]
-        h, target = hidden[b, batch["feat_p"]], batch["input_ids"][b, t]  # each token is predicted from its parent
+        b, t = batch["feat_b"][keep], batch["feat_t"][keep]
+        h, target = hidden[b, batch["feat_p"][keep]], batch["input_ids"][b, t]  # each predicted from its parent
         # Only the positions the features read meet the LM head, a chunk at a time: a (positions x vocabulary) block
         # of a long scoring batch would otherwise take gigabytes.
         chunk = 512
@@ -153,8 +165,9 @@ class PRM(nn.Module):
                 for i in range(0, h.shape[0], chunk)
             ]
         )  # (M,)
-        step, kind = batch["feat_step"], batch["feat_kind"]
-        for k, col in ((0, 0), (1, 1)):
+        step, kind = batch["feat_step"][keep], batch["feat_kind"][keep]
+        means = ((0, 0), (1, 1), *((k, 2 + k) for k in _PARTS if n_features > 4))
+        for k, col in means:
             sel = kind == k
             if sel.any():
                 s = lp.new_zeros(n).index_add(0, step[sel], lp[sel])
@@ -203,7 +216,8 @@ def _positions(rows: list[tuple[int, Encoded, Sequence[int]]], device) -> dict[s
         for j, t in enumerate(e.tags):
             tag_b.append(b)
             tag_t.append(where[t])
-            for kind, positions in ((0, e.result_tokens[j]), (1, e.equation_tokens[j])):
+            parts = zip(_PARTS, e.operation_tokens[j], strict=True) if e.operation_tokens else ()
+            for kind, positions in ((0, e.result_tokens[j]), (1, e.equation_tokens[j]), *parts):
                 fb += [b] * len(positions)
                 ft += [where[x] for x in positions]
                 fp += [where[x - 1] for x in positions]

@@ -6,6 +6,7 @@ from typing import Literal
 
 from prm.config import config, option
 from prm.synth.corrupt import ERROR_KINDS
+from prm.synth.phrasings import PHRASINGS
 
 MAX_STEPS = 8  # the templates and the 135M policy model both stay readable up to here
 
@@ -43,9 +44,24 @@ class SynthConfig:
         "write every problem twice, solved right (id .../ok) and with an injected error (.../err), so that neither "
         "the problem nor its position can explain a label; corrupt must then be 0 or 0.5",
     )
+    wrong_per_problem: int = option(
+        1,
+        "with pairs: wrong solutions written per problem beside the right one (ids .../err, .../err2, ...), "
+        "e.g. 3 for best-of-4 sets of one right and three wrong candidates",
+    )
+    pair_phrasing: Literal["same", "mixed"] = option(
+        "same",
+        "with pairs: wrong solutions in the right one's words (matched pairs that differ only in the error), or "
+        "mixed: each written anew in another family of the phrasing, so wording can't tell right from wrong",
+    )
     error_kinds: tuple[str, ...] = option(
         ERROR_KINDS,
         f"kinds of injected errors ({', '.join(ERROR_KINDS)}); each error takes one uniformly among those that fit its step",
+    )
+    phrasing: str = option(
+        "train",
+        "sentence families to draw from: train (story, chat, ledger), heldout (report: sentences no training "
+        "family uses, for testing a PRM on unseen phrasings), or one family by name",
     )
     arithmetic: Literal["plain", "worked"] = option(
         "plain",
@@ -85,6 +101,10 @@ class SynthConfig:
             raise ValueError(
                 f"with pairs, half the records are corrupted: leave corrupt at 0 or 0.5, got {self.corrupt}"
             )
+        if self.wrong_per_problem < 1:
+            raise ValueError(f"wrong_per_problem must be >= 1, got {self.wrong_per_problem}")
+        if self.wrong_per_problem > 1 and not self.pairs:
+            raise ValueError("wrong_per_problem > 1 needs pairs: true (it writes sets of one right and m wrong)")
         if not self.error_kinds:
             raise ValueError(f"error_kinds must name at least one of {', '.join(ERROR_KINDS)}")
         for kind in self.error_kinds:
@@ -92,5 +112,7 @@ class SynthConfig:
                 raise ValueError(f"error_kinds: unknown kind {kind!r} (known: {', '.join(ERROR_KINDS)})")
         if len(set(self.error_kinds)) != len(self.error_kinds):
             raise ValueError(f"error_kinds lists a kind twice: {', '.join(self.error_kinds)}")
+        if self.phrasing not in PHRASINGS:
+            raise ValueError(f"phrasing: unknown {self.phrasing!r} (known: {', '.join(PHRASINGS)})")
         if not self.output:
             raise ValueError("output must be a non-empty path")

@@ -63,12 +63,21 @@ def gold_steps(chain: list[int], ops: list[str], operands: list[int]) -> list[St
     return [(chain[i], ops[i], operands[i], chain[i + 1]) for i in range(len(ops))]
 
 
-def equation(step: Step, k_first: bool, worked: bool = False) -> str:
+def equation(step: Step, k_first: bool, worked: bool = False, symbols: dict[str, str] | None = None) -> str:
     """The text of a step's equation: `equation((17, "+", 4, 21), False) == "17 + 4 = 21"`; with `worked`, a
-    multi-digit operand is split by place value first (see `worked_chain`)."""
+    multi-digit operand is split by place value first (see `worked_chain`); `symbols` writes an operator another
+    way (`{"*": "×"}`).
+
+    >>> equation((6, "*", 4, 24), True, symbols={"*": "x"})
+    '4 x 6 = 24'
+    """
     a, op, k, c = step
     x, y = (k, a) if k_first else (a, k)
-    return " = ".join([f"{x} {op} {y}", *(worked_chain(x, op, y) if worked else []), str(c)])
+    text = " = ".join([f"{x} {op} {y}", *(worked_chain(x, op, y) if worked else []), str(c)])
+    for ascii_op, shown in (symbols or {}).items():
+        if shown != ascii_op:
+            text = text.replace(f" {ascii_op} ", f" {shown} ")
+    return text
 
 
 def worked_chain(x: int, op: str, y: int) -> list[str]:
@@ -91,8 +100,11 @@ def worked_chain(x: int, op: str, y: int) -> list[str]:
     return []
 
 
-def _candidates(kind: str, e: int, chain, ops, operands, k_first: list[bool], lo: int, hi: int) -> list[Step]:
-    """Every way to write step `e` wrongly with `kind` (before checking what it does to the later steps)."""
+def _candidates(
+    kind: str, e: int, chain, ops, operands, k_first: list[bool], lo: int, hi: int, avoid: tuple[int, ...] = ()
+) -> list[Step]:
+    """Every way to write step `e` wrongly with `kind` (before checking what it does to the later steps); `avoid`:
+    other numbers of the problem's text (a distractor's), which a wrong operand must not be either."""
     a, op, k, c = chain[e], ops[e], operands[e], chain[e + 1]
     kf = k_first[e]
     out: list[Step] = []
@@ -113,7 +125,7 @@ def _candidates(kind: str, e: int, chain, ops, operands, k_first: list[bool], lo
                 out.append((a, other, k, r))
     elif kind == "wrong_operand":
         # Numbers a solver could not have taken from the text or its own work: a hallucinated operand.
-        seen = {*chain[: e + 1], *operands}
+        seen = {*chain[: e + 1], *operands, *avoid}
         low = lo if op in "+-" else max(lo, 2)  # x 1 and / 1 are no operations at all
         for k2 in range(low, hi + 1):
             r = compute(a, op, k2, kf) if k2 not in seen else None
@@ -152,6 +164,7 @@ def inject(
     lo: int,
     hi: int,
     limit: int,
+    avoid: tuple[int, ...] = (),
 ) -> Injected | None:
     """Corrupt the gold solution `chain, ops, operands` (len(chain) == len(ops) + 1) with one of `kinds`.
 
@@ -174,7 +187,7 @@ def inject(
         rng.shuffle(order)
         for kind in order:
             valid = []
-            for cand in _candidates(kind, e, chain, ops, operands, k_first, lo, hi):
+            for cand in _candidates(kind, e, chain, ops, operands, k_first, lo, hi, avoid):
                 if cand[3] > limit:
                     continue
                 later = _carry(cand[3], e, ops, operands, k_first, limit)

@@ -26,6 +26,7 @@ from prm.config import ConfigError
 from prm.records import StepRecord
 from prm.synth.config import SynthConfig
 from prm.synth.corrupt import equation, error_labels, gold_steps, inject
+from prm.synth.phrasings import families
 from prm.synth.words import render_plan, write_solution
 
 _HASH_PERSON = b"prm-synth-split"  # blake2b personalisation: these digests mean nothing outside this rule
@@ -90,6 +91,32 @@ def draw_skeleton(rng: random.Random, steps: int, lo: int, hi: int, cap: int, di
     return chain, ops, operands
 
 
+def _draw_wrongs(rng: random.Random, cfg: SynthConfig, chain, ops, operands, right, fams) -> list:
+    """The wrong solutions of one problem, [(problem text, plan, Injected)], or [] when they can't all be drawn:
+    one (or with pairs, `wrong_per_problem` distinct ones), each with the right solution's words, or with
+    `pair_phrasing: mixed` with words of its own from another family."""
+    want = cfg.wrong_per_problem if cfg.pairs else 1
+    out: list = []
+    for _ in range(want):
+        text, plan = right
+        if cfg.pairs and cfg.pair_phrasing == "mixed":
+            others = tuple(f for f in fams if f.name != plan[0]["family"]) or fams
+            text, plan = render_plan(rng, chain, ops, operands, others)
+        k_first = [s[1] for s in plan[1]]
+        avoid = () if plan[0]["distractor"] is None else (plan[0]["distractor"],)
+        # A few tries for each further wrong solution to differ from the ones drawn before it.
+        for _ in range(8):
+            wrong = inject(
+                rng, cfg.error_kinds, chain, ops, operands, k_first, cfg.min_value, cfg.max_value, cfg.max_result, avoid
+            )
+            if wrong is None or all(w.written != wrong.written for _, _, w in out):
+                break
+        if wrong is None or any(w.written == wrong.written for _, _, w in out):
+            return []
+        out.append((text, plan, wrong))
+    return out
+
+
 def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
     """Yield `cfg.n` distinct problems of `cfg.split` as step records: gold steps (all labels true), or with
     `cfg.corrupt` / `cfg.pairs` some solutions carrying one injected error (see `prm.synth.corrupt`).
@@ -103,7 +130,8 @@ def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
 
     Corruption draws from the same generator after the words, so the problems (and the gold records) are the same
     whatever `corrupt` is, except that a problem into which no error of `error_kinds` fits is skipped when it was
-    to be corrupted. With `pairs`, each problem is written twice, ids `.../ok` then `.../err` (2 * n records).
+    to be corrupted. With `pairs`, each problem is written twice, ids `.../ok` then `.../err` (2 * n records), or
+    with `wrong_per_problem` m > 1, m + 1 times (`.../err2`, ...: distinct wrong solutions, each drawn like the first).
     Raises ConfigError when the config's problem space cannot supply `n` distinct problems.
     """
     want_test = cfg.split == "test"
@@ -123,6 +151,7 @@ def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
     counts = list(range(cfg.min_steps, cfg.max_steps + 1))  # step counts not yet exhausted
     corrupting = cfg.corrupt > 0 or cfg.pairs
     worked = cfg.arithmetic == "worked"
+    fams = families(cfg.phrasing)
     index = tries = misses = steps = 0
     while index < cfg.n:
         rng.seed(f"{prefix}{index}/{tries}")
@@ -131,15 +160,14 @@ def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
         tries += 1
         chain, ops, operands = draw_skeleton(rng, steps, lo, hi, cap, divisors)
         digest = _digest(skeleton_key(chain[0], ops, operands))
-        wrong = None
+        wrongs: list = []
         fits = (int.from_bytes(digest[:8], "big") < threshold) is want_test and digest not in seen
         if fits:
-            problem, plan = render_plan(rng, chain, ops, operands)
+            problem, plan = render_plan(rng, chain, ops, operands, fams)
             # Drawn for every problem, so a problem gets the same error whichever `corrupt` selects it.
             if corrupting and (rng.random() < cfg.corrupt or cfg.pairs):
-                k_first = [s[1] for s in plan[1]]
-                wrong = inject(rng, cfg.error_kinds, chain, ops, operands, k_first, lo, hi, cap)
-                fits = wrong is not None
+                wrongs = _draw_wrongs(rng, cfg, chain, ops, operands, (problem, plan), fams)
+                fits = bool(wrongs)
         if not fits:
             misses += 1
             if misses > limit:
@@ -162,11 +190,12 @@ def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
             "magnitude": max(chain),
             "split": cfg.split,
             "seed": cfg.seed,
+            "phrasing": plan[0]["family"],
         }
         rid = id_prefix + str(index)
         answer = str(chain[-1])
         gold = gold_steps(chain, ops, operands)
-        if wrong is None or cfg.pairs:
+        if not wrongs or cfg.pairs:
             yield StepRecord(
                 id=rid + "/ok" if cfg.pairs else rid,
                 problem=problem,
@@ -177,25 +206,31 @@ def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
                 source="synth",
                 meta=meta,
             )
-        if wrong is not None:
+        for j, (text, words, wrong) in enumerate(wrongs):
             e = wrong.step
             labels, values = error_labels(steps + 1, e, cfg.after_error)
-            k_first = plan[1][e][1]
+            k_first = words[1][e][1]
+            shown = {"*": words[0]["times"], "/": words[0]["divide"]}  # as the text writes the operators
             error = {
                 "kind": wrong.kind,
                 "step": e,
-                "gold": equation(gold[e], k_first),
-                "written": equation(wrong.written[e], k_first),
+                "gold": equation(gold[e], k_first, symbols=shown),
+                "written": equation(wrong.written[e], k_first, symbols=shown),
             }
             yield StepRecord(
-                id=rid + "/err" if cfg.pairs else rid,
-                problem=problem,
-                steps=write_solution(plan, wrong.written, wrong.final, worked),
+                id=(rid + "/err" + (str(j + 1) if j else "")) if cfg.pairs else rid,
+                problem=text,
+                steps=write_solution(words, wrong.written, wrong.final, worked),
                 labels=labels,
                 values=values,
                 answer=answer,
                 source="synth",
                 # The chain the solution carries, beside the gold one: [start, result of step 0, ...].
-                meta=dict(meta, error=error, written_chain=[chain[0]] + [s[3] for s in wrong.written]),
+                meta=dict(
+                    meta,
+                    phrasing=words[0]["family"],
+                    error=error,
+                    written_chain=[chain[0]] + [s[3] for s in wrong.written],
+                ),
             )
         index += 1

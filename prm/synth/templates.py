@@ -1,6 +1,8 @@
-"""The words of `prm synth`: people, things, and several phrasings of every operation.
+"""The words of `prm synth`: people, things, and the `story` family of phrasings (the other families are in
+`prm.synth.phrasings`).
 
-Each phrasing pairs a sentence of the problem with the sentence of the gold solution that restates it with its
+A family is one voice: its own intros, questions, connectors, answer line, distractors and, per operation, several
+phrasings. Each phrasing pairs a sentence of the problem with the sentence of the gold solution that restates it with its
 equation. Placeholders (filled with `str.format_map`, see `prm.synth.words.render_plan`):
 
     {S}  subject of a problem sentence: the name, or a connector and a pronoun ("Then she")
@@ -8,12 +10,15 @@ equation. Placeholders (filled with `str.format_map`, see `prm.synth.words.rende
     {a}  the running value before the step; {k} the step's number; {c} the result
     {it} the things, plural; {itk} / {itc} / {ita} agreeing with k / c / a (1 apple, 2 apples)
     {box} / {boxes} a container of the things; {boxc} agreeing with c
+    {x}  a distractor's number (unrelated to the problem)
 
     >>> ADD[0][0].format_map({"S": "Then she", "k": 3, "itk": "marbles"})
     'Then she buys 3 more marbles.'
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 # (name, subject pronoun, object pronoun, possessive)
 PEOPLE = tuple(
@@ -133,3 +138,61 @@ DIV_LAST = (
 )
 
 ANSWER = "The answer is {c}."
+DISTRACTORS = ("{o} has {x} {it} of {pp} own.", "{n}'s {box} is {x} years old.")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One voice of problems and solutions. `split` puts the whole family on one side of the phrasing split
+    (`prm synth --phrasing train|heldout`), so a held-out test set uses sentences no training record used."""
+
+    name: str
+    split: str  # "train" or "heldout"
+    connectors: tuple[str, ...]
+    intros: tuple[str, ...]
+    questions: tuple[str, ...]
+    add: tuple
+    sub: tuple
+    sub_edible: tuple
+    mul: tuple
+    mul_intro: tuple
+    div: tuple
+    div_last: tuple
+    answer: str
+    distractors: tuple[str, ...]
+    mul_by: dict = field(default_factory=dict)
+    div_by: dict = field(default_factory=dict)
+
+    def pools(self) -> list[tuple]:
+        """Every (problem, solution[, question]) phrasing of the family."""
+        return [
+            self.add,
+            self.sub,
+            self.sub_edible,
+            self.mul,
+            self.mul_intro,
+            self.div,
+            self.div_last,
+            *self.mul_by.values(),
+            *self.div_by.values(),
+        ]
+
+
+STORY = Family(
+    name="story",
+    split="train",
+    connectors=CONNECTORS,
+    intros=INTROS,
+    questions=QUESTIONS,
+    add=ADD,
+    sub=SUB,
+    sub_edible=SUB_EDIBLE,
+    mul=MUL,
+    mul_intro=MUL_INTRO,
+    div=DIV,
+    div_last=DIV_LAST,
+    answer=ANSWER,
+    distractors=DISTRACTORS,
+    mul_by=MUL_BY,
+    div_by=DIV_BY,
+)

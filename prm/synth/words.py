@@ -12,21 +12,33 @@ import re
 
 from prm.synth import templates as T
 from prm.synth.corrupt import Step, equation, gold_steps
+from prm.synth.phrasings import FAMILIES, families
 
-# Prebuilt once: per person the fixed placeholder values and the subject variants, per thing its nouns and pools.
-_PEOPLE = tuple(
-    (
-        {"n": n, "p": p, "P": p.capitalize(), "pp": pp, "self": obj + "self"},
-        tuple(c.format(p=p, P=p.capitalize()) if c else n for c in T.CONNECTORS),
-    )
-    for n, p, obj, pp in T.PEOPLE
-)
+# Prebuilt once: per person the fixed placeholder values, per family and person the subject variants.
+_PEOPLE = tuple({"n": n, "p": p, "P": p.capitalize(), "pp": pp, "self": obj + "self"} for n, p, obj, pp in T.PEOPLE)
 _NAMES = tuple(p[0] for p in T.PEOPLE)
-_SUB = (T.SUB, T.SUB + T.SUB_EDIBLE)
-_MUL = {k: T.MUL + extra for k, extra in T.MUL_BY.items()}
-_DIV = {k: T.DIV + extra for k, extra in T.DIV_BY.items()}
-_DIV_LAST = {k: T.DIV + extra + T.DIV_LAST for k, extra in T.DIV_BY.items()}
-_DIV_LAST_DEFAULT = T.DIV + T.DIV_LAST
+_SUBJECTS = {
+    f.name: tuple(tuple(c.format(p=p, P=p.capitalize()) if c else n for c in f.connectors) for n, p, _, _ in T.PEOPLE)
+    for f in FAMILIES.values()
+}
+
+# Styles drawn per problem, whatever the family: how multiplication and division are written in the equations,
+# whether numbers up to ten are spelled out in the sentences (never in an equation), a distractor sentence with an
+# unrelated number, and the question before the facts instead of after them.
+TIMES = ("*", "*", "×", "x")
+DIVIDE = ("/", "/", "÷")
+P_WORDS, P_DISTRACTOR, P_QUESTION_FIRST = 0.3, 0.3, 0.2
+_WORDS = "zero one two three four five six seven eight nine ten".split()
+
+
+def spell(v: int, words: bool):
+    """`v` as the sentence writes it: a word up to ten when `words`, else the number itself."""
+    return _WORDS[v] if words and 0 <= v <= 10 else v
+
+
+def _capital(sentence: str) -> str:
+    # A sentence may open with a spelled-out number ("Three boxes of ...").
+    return sentence[:1].upper() + sentence[1:]
 
 
 # Solution sentences with their equation cut out: "{a} + {k} = {c}" becomes "{eq}", so that a corrupted step can
@@ -43,19 +55,7 @@ def _cut(sentence: str) -> tuple[str, bool]:
 
 
 _CUT: dict[str, tuple[str, bool]] = {
-    tpl[1]: _cut(tpl[1])
-    for pool in (
-        T.ADD,
-        T.SUB,
-        T.SUB_EDIBLE,
-        T.MUL,
-        T.MUL_INTRO,
-        T.DIV,
-        T.DIV_LAST,
-        *T.MUL_BY.values(),
-        *T.DIV_BY.values(),
-    )
-    for tpl in pool
+    tpl[1]: _cut(tpl[1]) for f in FAMILIES.values() for pool in f.pools() for tpl in pool
 }
 
 # The words a solution needs besides its numbers: the record's common placeholders (name, pronouns, things) and, per
@@ -63,27 +63,34 @@ _CUT: dict[str, tuple[str, bool]] = {
 Plan = tuple[dict, list[tuple[str, bool, str]]]
 
 
-def render(rng: random.Random, chain: list[int], ops: list[str], operands: list[int]) -> tuple[str, list[str]]:
-    """Words for a skeleton: (problem text, gold solution lines ending with "The answer is N.").
+def render(
+    rng: random.Random, chain: list[int], ops: list[str], operands: list[int], phrasing: str = "train"
+) -> tuple[str, list[str]]:
+    """Words for a skeleton: (problem text, gold solution lines ending with the family's answer line).
 
     >>> text, solution = render(random.Random(0), [17, 13], ["-"], [4])
     >>> text
-    'Tariq keeps 17 beads in a bag. He gives 4 beads to Theo. In the end, how many beads does Tariq have?'
+    'Leo holds 17 marbles. Leo throws out 4 broken marbles. What number of marbles does Leo finish with?'
     >>> solution
-    ['Tariq gives 4 beads to Theo, so he has 17 - 4 = 13 beads left.', 'The answer is 13.']
+    ['17 - 4 = 13 marbles after throwing 4 out.', 'Answer: 13']
     """
-    text, plan = render_plan(rng, chain, ops, operands)
+    text, plan = render_plan(rng, chain, ops, operands, families(phrasing))
     return text, write_solution(plan, gold_steps(chain, ops, operands), chain[-1])
 
 
-def render_plan(rng: random.Random, chain: list[int], ops: list[str], operands: list[int]) -> tuple[str, Plan]:
+def render_plan(
+    rng: random.Random, chain: list[int], ops: list[str], operands: list[int], fams: tuple[T.Family, ...]
+) -> tuple[str, Plan]:
     """The problem text, and the plan of its solution's words: `write_solution` fills the plan with numbers (the
-    gold ones, or a corrupted solution's), so the right and wrong solutions of a problem share every word."""
+    gold ones, or a corrupted solution's), so the right and wrong solutions of a problem share every word.
+    The family is drawn from `fams`, then the styles (see TIMES, DIVIDE, P_WORDS, ...)."""
+    fam = rng.choice(fams)
     pi = rng.randrange(len(_PEOPLE))
-    base, subjects = _PEOPLE[pi]
+    base, subjects = _PEOPLE[pi], _SUBJECTS[fam.name][pi]
     one, many, box, boxes, edible = rng.choice(T.THINGS)
+    words = rng.random() < P_WORDS
     d = dict(base, o=_NAMES[(pi + rng.randrange(1, len(_NAMES))) % len(_NAMES)], it=many, box=box, boxes=boxes)
-    common = dict(d, one=one)
+    common = dict(d, one=one, family=fam.name, words=words, times=rng.choice(TIMES), divide=rng.choice(DIVIDE))
     text: list[str] = []
     steps: list[tuple[str, bool, str]] = []
     question = None
@@ -92,33 +99,31 @@ def render_plan(rng: random.Random, chain: list[int], ops: list[str], operands: 
     a = chain[0]
     d["ita"] = one if a == 1 else many
     if ops[0] == "*" and rng.random() < 0.5:
-        sentence, said = rng.choice(T.MUL_INTRO)
+        sentence, said = rng.choice(fam.mul_intro)
         c = chain[1]
-        d.update(a=a, k=operands[0], c=c, itc=one if c == 1 else many)
+        d.update(a=spell(a, words), k=spell(operands[0], words), c=c, itc=one if c == 1 else many)
         text.append(sentence.format_map(d))
         steps.append((*_CUT[said], ""))
         start = 1
     else:
-        d["a"] = a
-        text.append(rng.choice(T.INTROS).format_map(d))
+        d["a"] = spell(a, words)
+        text.append(rng.choice(fam.intros).format_map(d))
     for i in range(start, len(ops)):
         op, k, a, c = ops[i], operands[i], chain[i], chain[i + 1]
         if op == "+":
-            pool = T.ADD
+            pool = fam.add
         elif op == "-":
-            pool = _SUB[edible]
+            pool = fam.sub + fam.sub_edible if edible else fam.sub
         elif op == "*":
-            pool = _MUL.get(k, T.MUL)
-        elif i == last:
-            pool = _DIV_LAST.get(k, _DIV_LAST_DEFAULT)
+            pool = fam.mul + fam.mul_by.get(k, ())
         else:
-            pool = _DIV.get(k, T.DIV)
+            pool = fam.div + fam.div_by.get(k, ()) + (fam.div_last if i == last else ())
         tpl = rng.choice(pool)
         subject = rng.choice(subjects)
         d.update(
             S=subject,
-            a=a,
-            k=k,
+            a=spell(a, words),
+            k=spell(k, words),
             c=c,
             ita=one if a == 1 else many,
             itk=one if k == 1 else many,
@@ -129,21 +134,32 @@ def render_plan(rng: random.Random, chain: list[int], ops: list[str], operands: 
         steps.append((*_CUT[tpl[1]], subject))
         if len(tpl) == 3:
             question = tpl[2]
-    text.append((question or rng.choice(T.QUESTIONS)).format_map(d))
-    return " ".join(text), (common, steps)
+    common["distractor"] = None
+    if rng.random() < P_DISTRACTOR:
+        # Anywhere after the opening sentence: a number the solution must not use.
+        x = common["distractor"] = rng.randint(2, 30)
+        text.insert(rng.randint(1, len(text)), rng.choice(fam.distractors).format_map(d | {"x": spell(x, words)}))
+    asked = (question or rng.choice(fam.questions)).format_map(d)
+    if rng.random() < P_QUESTION_FIRST and question is None:
+        text.insert(0, asked)
+    else:
+        text.append(asked)
+    return " ".join(_capital(t) for t in text), (common, steps)
 
 
 def write_solution(plan: Plan, written: list[Step], final: int, worked: bool = False) -> list[str]:
-    """Solution lines from a plan and one Step `(a, op, k, c)` per operation, then `The answer is {final}.`;
+    """Solution lines from a plan and one Step `(a, op, k, c)` per operation, then the family's answer line;
     `worked` writes each equation worked by place value (`prm.synth.corrupt.worked_chain`)."""
     common, steps = plan
-    one, many, box, boxes = common["one"], common["it"], common["box"], common["boxes"]
+    one, many, box, boxes, words = common["one"], common["it"], common["box"], common["boxes"], common["words"]
+    symbols = {"*": common["times"], "/": common["divide"]}
     out = []
     for (sentence, k_first, subject), step in zip(steps, written, strict=True):
         a, _, k, c = step
-        d = dict(common, S=subject, a=a, k=k, c=c, eq=equation(step, k_first, worked))
+        eq = equation(step, k_first, worked, symbols)
+        d = dict(common, S=subject, a=spell(a, words), k=spell(k, words), c=spell(c, words), eq=eq)
         d.update(ita=one if a == 1 else many, itk=one if k == 1 else many, itc=one if c == 1 else many)
         d["boxc"] = box if c == 1 else boxes
-        out.append(sentence.format_map(d))
-    out.append(T.ANSWER.format(c=final))
+        out.append(_capital(sentence.format_map(d)))
+    out.append(FAMILIES[common["family"]].answer.format(c=final))
     return out

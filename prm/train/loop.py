@@ -115,6 +115,7 @@ def run(cfg: TrainConfig) -> dict:
         readout=cfg.readout,
         features=cfg.features,
         features_from=cfg.features_from,
+        feature_set=cfg.feature_set,
         max_length=cfg.max_length,
     )
     prm, tok = build(spec, cfg.lora_spec())
