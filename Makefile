@@ -31,12 +31,15 @@ demo: setup
 demo-quick: setup
 	$(PY) -m prm demo --config configs/demo-quick.yaml
 
+# The policies' problems are in one phrasing family, plain style: the texts their README figures were measured on.
+PLAIN := --phrasing story --styles false
+
 # The fine-tuned policy of the README (prm sft): 6,000 synthetic gold solutions of 1-5 steps, written worked by
 # place value, one pass; then its pass@1 on 200 held-out 2-4-step problems (4 samples each).
 SFT := data/out/sft
 sft: setup
-	$(PY) -m prm synth --n 6000 --min_steps 1 --max_steps 5 --seed 11 --arithmetic worked --output $(SFT)/gold.jsonl
-	$(PY) -m prm synth --n 200 --split test --min_steps 2 --max_steps 4 --seed 5 --output $(SFT)/heldout.jsonl
+	$(PY) -m prm synth --n 6000 --min_steps 1 --max_steps 5 --seed 11 --arithmetic worked $(PLAIN) --output $(SFT)/gold.jsonl
+	$(PY) -m prm synth --n 200 --split test --min_steps 2 --max_steps 4 --seed 5 $(PLAIN) --output $(SFT)/heldout.jsonl
 	$(PY) -m prm sft --config configs/sft.yaml --train $(SFT)/gold.jsonl --output $(SFT)/policy \
 	  --eval_problems $(SFT)/heldout.jsonl --eval_every 100
 	$(PY) -m prm generate --model $(SFT)/policy --input $(SFT)/heldout.jsonl --output $(SFT)/heldout-traces.jsonl --n 4
@@ -45,7 +48,7 @@ sft: setup
 # Self-improvement rounds (prm improve) from the demo's policy recipe (2-3-step problems, numbers <= 12), on longer
 # 3-4-step problems with answers only: the outcome filter against the PRM filter at the same sampling budget.
 IMPROVE := data/out/improve
-SMALL := --max_value 12 --max_result 60
+SMALL := --max_value 12 --max_result 60 $(PLAIN)
 $(IMPROVE)/policy/train_report.json: | setup
 	$(PY) -m prm synth --n 3000 --min_steps 2 --max_steps 3 $(SMALL) --seed 21 --output $(IMPROVE)/sft.jsonl
 	$(PY) -m prm sft --config configs/sft.yaml --train $(IMPROVE)/sft.jsonl --output $(IMPROVE)/policy --max_tokens 60000

@@ -54,6 +54,10 @@ class DemoConfig:
         "plain",
         "how the synthetic solutions the policy and the PRM learn from write equations (prm synth --arithmetic)",
     )
+    # One family in plain style: the regime the demo's figures were measured in. The policy learns one voice in
+    # 60,000 tokens; on the three training families with their styles its pass@1 fell from 36% to 16%.
+    phrasing: str = option("story", "phrasing family of the policy's problems (prm synth --phrasing)")
+    styles: bool = option(False, "vary the style within the family (prm synth --styles)")
     policy_min_steps: int = option(
         2, "fewest operations in the policy's problems (held-out, label, pair and sft problems)"
     )
@@ -173,6 +177,8 @@ def run(cfg: DemoConfig) -> dict:
         max_value=cfg.policy_max_value,
         max_result=cfg.policy_max_result,
         arithmetic=cfg.arithmetic,
+        phrasing=cfg.phrasing,
+        styles=cfg.styles,
     )
     synth_run(replace(small, split="test", n=cfg.policy_problems, output=str(out / "heldout-problems.jsonl")))
     synth_run(replace(small, split="train", n=cfg.sft_problems, seed=cfg.seed + 3, output=str(out / "sft.jsonl")))

@@ -573,3 +573,12 @@ def test_mixed_pair_phrasing_writes_the_wrong_solution_in_another_family():
             check_corrupted(w, cfg)
     same = gen(n=80, seed=6, pairs=True, corrupt=0.5)
     assert all(a.problem == b.problem for a, b in zip(same[::2], same[1::2], strict=True))
+
+
+def test_story_without_styles_is_plain_and_styles_vary_it():
+    plain = gen(n=200, seed=8, phrasing="story", styles=False, pairs=True, corrupt=0.5)
+    text = " ".join(r.problem + " " + " ".join(r.steps) for r in plain)
+    assert not any(s in text for s in (" × ", " x ", " ÷ ", "Answer:"))
+    assert all(r.problem.endswith("?") and r.steps[-1].startswith("The answer is") for r in plain)
+    styled = gen(n=200, seed=8, phrasing="story", pairs=True, corrupt=0.5)
+    assert {r.meta["phrasing"] for r in styled} == {"story"} and any(" × " in " ".join(r.steps) for r in styled)

@@ -49,6 +49,11 @@ class SynthConfig:
         "with pairs: wrong solutions written per problem beside the right one (ids .../err, .../err2, ...), "
         "e.g. 3 for best-of-4 sets of one right and three wrong candidates",
     )
+    styles: bool = option(
+        True,
+        "vary the style within a family: * × x and / ÷, numbers up to ten in words, a distractor sentence, the "
+        "question first; false writes plain text (with phrasing story: the texts written before the families)",
+    )
     pair_phrasing: Literal["same", "mixed"] = option(
         "same",
         "with pairs: wrong solutions in the right one's words (matched pairs that differ only in the error), or "

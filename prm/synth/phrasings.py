@@ -41,7 +41,7 @@ CHAT = Family(
         ("{S} trades {k} {itk} to {o}.", "Trading away {k} leaves {a} - {k} = {c} {itc}."),
         ("{S} drops {k} {itk} on the way home.", "{a} - {k} = {c} {itc}, because {n} drops {k}."),
         ("{S} donates {k} {itk} to a school.", "After donating {k}, {n} keeps {a} - {k} = {c} {itc}."),
-        ("{S} lends {k} {itk} to {o}.", "{n} lends out {k}, so {a} - {k} = {c} {itc} stay with {p}."),
+        ("{S} lends {k} {itk} to {o}.", "{n} lends out {k}, so {a} - {k} = {c} {itc} are left."),
     ),
     sub_edible=(("{S} snacks on {k} of the {it}.", "{n} snacks on {k}: {a} - {k} = {c} {itc} remain."),),
     mul=(

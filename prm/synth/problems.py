@@ -101,7 +101,7 @@ def _draw_wrongs(rng: random.Random, cfg: SynthConfig, chain, ops, operands, rig
         text, plan = right
         if cfg.pairs and cfg.pair_phrasing == "mixed":
             others = tuple(f for f in fams if f.name != plan[0]["family"]) or fams
-            text, plan = render_plan(rng, chain, ops, operands, others)
+            text, plan = render_plan(rng, chain, ops, operands, others, cfg.styles)
         k_first = [s[1] for s in plan[1]]
         avoid = () if plan[0]["distractor"] is None else (plan[0]["distractor"],)
         # A few tries for each further wrong solution to differ from the ones drawn before it.
@@ -163,7 +163,7 @@ def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
         wrongs: list = []
         fits = (int.from_bytes(digest[:8], "big") < threshold) is want_test and digest not in seen
         if fits:
-            problem, plan = render_plan(rng, chain, ops, operands, fams)
+            problem, plan = render_plan(rng, chain, ops, operands, fams, cfg.styles)
             # Drawn for every problem, so a problem gets the same error whichever `corrupt` selects it.
             if corrupting and (rng.random() < cfg.corrupt or cfg.pairs):
                 wrongs = _draw_wrongs(rng, cfg, chain, ops, operands, (problem, plan), fams)

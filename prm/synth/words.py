@@ -79,18 +79,26 @@ def render(
 
 
 def render_plan(
-    rng: random.Random, chain: list[int], ops: list[str], operands: list[int], fams: tuple[T.Family, ...]
+    rng: random.Random,
+    chain: list[int],
+    ops: list[str],
+    operands: list[int],
+    fams: tuple[T.Family, ...],
+    styles: bool = True,
 ) -> tuple[str, Plan]:
     """The problem text, and the plan of its solution's words: `write_solution` fills the plan with numbers (the
     gold ones, or a corrupted solution's), so the right and wrong solutions of a problem share every word.
-    The family is drawn from `fams`, then the styles (see TIMES, DIVIDE, P_WORDS, ...)."""
-    fam = rng.choice(fams)
+    The family is drawn from `fams`, then the styles (see TIMES, DIVIDE, P_WORDS, ...) unless `styles` is off:
+    then the text is plain (digits, `*` and `/`, no distractor, the question last) and, with one family, draws
+    nothing more than the words did before the families existed, so `story` without styles writes those texts."""
+    fam = fams[0] if len(fams) == 1 else rng.choice(fams)
     pi = rng.randrange(len(_PEOPLE))
     base, subjects = _PEOPLE[pi], _SUBJECTS[fam.name][pi]
     one, many, box, boxes, edible = rng.choice(T.THINGS)
-    words = rng.random() < P_WORDS
+    words = styles and rng.random() < P_WORDS
     d = dict(base, o=_NAMES[(pi + rng.randrange(1, len(_NAMES))) % len(_NAMES)], it=many, box=box, boxes=boxes)
-    common = dict(d, one=one, family=fam.name, words=words, times=rng.choice(TIMES), divide=rng.choice(DIVIDE))
+    times, divide = (rng.choice(TIMES), rng.choice(DIVIDE)) if styles else ("*", "/")
+    common = dict(d, one=one, family=fam.name, words=words, times=times, divide=divide)
     text: list[str] = []
     steps: list[tuple[str, bool, str]] = []
     question = None
@@ -135,12 +143,12 @@ def render_plan(
         if len(tpl) == 3:
             question = tpl[2]
     common["distractor"] = None
-    if rng.random() < P_DISTRACTOR:
+    if styles and rng.random() < P_DISTRACTOR:
         # Anywhere after the opening sentence: a number the solution must not use.
         x = common["distractor"] = rng.randint(2, 30)
         text.insert(rng.randint(1, len(text)), rng.choice(fam.distractors).format_map(d | {"x": spell(x, words)}))
     asked = (question or rng.choice(fam.questions)).format_map(d)
-    if rng.random() < P_QUESTION_FIRST and question is None:
+    if styles and rng.random() < P_QUESTION_FIRST and question is None:
         text.insert(0, asked)
     else:
         text.append(asked)
