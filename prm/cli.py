@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     ),
     "train": ("prm.train", "TrainConfig", "run", "fine-tune a PRM (LoRA or full) on labeled step records"),
     "score": ("prm.score.prm_scorer", "ScoreConfig", "run", "score every step of every trace with a trained PRM"),
+    "serve": ("prm.serve", "ServeConfig", "run", "answer step-scoring and reward requests over HTTP (the serve extra)"),
     "validate": ("prm.validate", "ValidateConfig", "run", "check a step-record file and print its statistics"),
     "demo": ("prm.demo", "DemoConfig", "run", "run the pipeline end to end on a small set and print what it measured"),
     "bench": ("prm.bench", "BenchConfig", "run", "speed and quality benchmarks: JSON results plus a table"),

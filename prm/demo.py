@@ -387,7 +387,7 @@ def _score(model: Path, traces: Path, output: Path) -> int:
     from prm.score.prm_scorer import ScoreConfig
     from prm.score.prm_scorer import run as score_run
 
-    score_run(ScoreConfig(model=str(model), input=str(traces), output=str(output), bf16=True))
+    score_run(ScoreConfig(model=str(model), input=str(traces), output=str(output), bf16=True, progress=False))
     return len(read_records(output))
 
 
@@ -405,18 +405,25 @@ def demo_table(bon: dict, search: dict | None, g: dict) -> str:
     from prm.bon.report import markdown_table
 
     sel = bon["selectors"]
-    order = ("prm-min", "prm-last", "prm-vote", "orm-last", "loglik-min", "calc", "majority", "judge-vote", "oracle")
+    order = (
+        "prm-min", "prm-last", "prm-vote", "prm-calc-vote", "orm-last", "loglik-min", "calc", "majority", "judge-vote",
+        "oracle",
+    )  # fmt: skip
     cols = [c for c in order if c in sel]
     lines = [
         f"\npolicy accuracy {100 * bon['policy_accuracy']:.1f}% ({g['problems']} held-out problems x {bon['n_max']} "
         f"samples); accuracy in %, mean ± std over {bon['trials']} random draws of N from each pool",
         f"samples with the right answer: {g['gold']['answer_right']}, of which every step is right by the gold "
         f"labeler: {g['gold']['steps_right']}",
-        "calc: vote among the samples whose equations all check; judge-vote: vote among the samples whose every "
-        "step is right by the gold labeler (a perfect step judge)",
+        "calc: vote among the samples whose equations all check; prm-calc-vote: the PRM-weighted vote among those; "
+        "judge-vote: vote among the samples whose every step is right by the gold labeler (a perfect step judge)",
         "",
         markdown_table(bon["ns"], sel, cols),
-        problem_spread(bon["ns"], sel, ("prm-min", "prm-vote", "orm-last", "calc", "majority", "judge-vote", "oracle")),
+        problem_spread(
+            bon["ns"],
+            sel,
+            ("prm-min", "prm-vote", "prm-calc-vote", "orm-last", "calc", "majority", "judge-vote", "oracle"),
+        ),
     ]
     if "ranking" in bon:
         lines += ["", ranking_line(bon["ranking"]), errors_line(bon["first_errors"])]

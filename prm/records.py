@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,26 @@ from prm.fileio import atomic_write, iter_lines
 FIELDS = ("id", "problem", "steps", "labels", "values", "answer", "source", "meta")
 # Fields a file may leave out; they take these defaults (labels/values become all-null lists).
 OPTIONAL = {"labels", "values", "answer", "source", "meta"}
+
+
+# How solution text becomes steps. `lines`: every non-empty line is a step (what `prm generate` writes and what the
+# policies are trained to produce); `blank`: paragraphs separated by an empty line, for generators that wrap lines.
+SPLITS = ("lines", "blank")
+
+
+def split_steps(text: str, rule: str = "lines") -> list[str]:
+    """The steps of a solution text, stripped, empty ones left out.
+
+    >>> split_steps("3 + 4 = 7.\\n\\nThe answer is 7.\\n"), split_steps("a\\nb\\n\\nc", "blank")
+    (['3 + 4 = 7.', 'The answer is 7.'], ['a\\nb', 'c'])
+    """
+    if rule == "lines":
+        parts = text.split("\n")
+    elif rule == "blank":
+        parts = re.split(r"\n[ \t]*\n", text)
+    else:
+        raise ValueError(f"unknown step split {rule!r}; choose from {', '.join(SPLITS)}")
+    return [p.strip() for p in parts if p.strip()]
 
 
 class RecordError(ValueError):
@@ -165,8 +186,61 @@ def validate(obj: Any, *, path: str | os.PathLike | None = None, line: int | Non
 # JSONL
 
 
+_WS = re.compile(r"[ \t\r\n]*")
+
+
+def _starts_array(path: str | os.PathLike) -> bool:
+    """Whether the file's first non-blank byte opens a JSON array (no JSON-lines file starts so)."""
+    with open(path, "rb") as f:
+        while chunk := f.read(4096):
+            stripped = chunk.lstrip(b" \t\r\n\xef\xbb\xbf")
+            if stripped:
+                return stripped.startswith(b"[")
+    return False
+
+
+def _iter_json_array(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """(line where the element starts, element) for each element of a file holding one JSON array (the official
+    ProcessBench release files are such arrays); errors name the line."""
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise RecordError(path, raw.count(b"\n", 0, e.start) + 1, None, f"invalid UTF-8 at byte {e.start}") from None
+    decoder = json.JSONDecoder()
+    line, counted = 1, 0
+
+    def line_of(pos: int) -> int:
+        nonlocal line, counted
+        line += text.count("\n", counted, pos)
+        counted = pos
+        return line
+
+    pos = _WS.match(text, _WS.match(text).end() + 1).end()  # past "[" and the blanks after it
+    closed = text.startswith("]", pos)
+    while not closed:
+        try:
+            obj, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            raise RecordError(path, e.lineno, None, f"malformed JSON: {e.msg} at column {e.colno}") from None
+        yield line_of(pos), obj
+        pos = _WS.match(text, end).end()
+        if text.startswith(",", pos):
+            pos = _WS.match(text, pos + 1).end()
+        elif text.startswith("]", pos):
+            closed = True
+        else:
+            raise RecordError(path, line_of(pos), None, "malformed JSON array: expected ',' or ']' after an element")
+    if _WS.match(text, pos + 1).end() != len(text):
+        raise RecordError(path, line_of(pos + 1), None, "malformed JSON: text after the closing ']'")
+
+
 def iter_json_objects(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, decoded object) for each non-blank line; bad UTF-8 or JSON raises RecordError."""
+    """Yield (line number, decoded object) for each non-blank line of a JSON-lines file, or for each element of a
+    file holding one JSON array; bad UTF-8 or JSON raises RecordError naming the line."""
+    if _starts_array(path):
+        yield from _iter_json_array(path)
+        return
     for lineno, raw in iter_lines(path):
         try:
             text = raw.decode("utf-8")

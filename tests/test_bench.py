@@ -27,7 +27,22 @@ def test_scoring_suite_one_pass_equals_per_prefix(tmp_path, tiny_model_dir):
     assert cli.main(args) == 0
     rows = json.loads(out.read_text())["rows"]
     ratios = [r for r in rows if r["unit"] == "x"]
-    assert len(ratios) == 4 and all(r["max_abs_diff"] < 1e-4 for r in ratios)
+    assert len(ratios) == 6 and all(r["max_abs_diff"] < 1e-4 for r in ratios[:5])  # then the pool in bf16
+    pools = [r for r in ratios if r["name"].startswith("synthetic pools")]
+    assert len(pools) == 2 and all(r["traces"] == 16 and r["shared_traces_s"] > 0 for r in pools)
+
+
+def test_serve_suite_loads_the_server_and_sends_every_bad_input(tmp_path, tiny_model_dir):
+    pytest.importorskip("fastapi")
+    out = tmp_path / "b.json"
+    args = ["bench", "--suites", "serve", "--prm_base", str(tiny_model_dir), "--serve_traces", "6"]
+    assert cli.main([*args, "--serve_requests", "8", "--repeats", "1", "--output", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    load = [r for r in rows if r["unit"] == "req/s"]
+    assert [r["errors"] for r in load] == [0, 0, 0] and all(r["rps"] > 0 and r["p99_ms"] >= r["p50_ms"] for r in load)
+    assert load[-1]["share_of_prm_score"] > 0
+    bad = [r for r in rows if r["name"].startswith("serve bad input")]
+    assert len(bad) >= 10 and all(r["met"] for r in bad), [r for r in bad if not r["met"]]
 
 
 def test_prm_quality_suite_reports_prm_baseline_floor_and_curve(tmp_path, tiny_model_dir):

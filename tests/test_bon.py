@@ -19,6 +19,7 @@ from prm.bon.select import (
     aggregate,
     answer_key,
     calc_vote,
+    calc_weighted_vote,
     judge_vote,
     majority,
     oracle,
@@ -79,6 +80,21 @@ def test_calculator_and_step_judge_votes_filter_before_voting():
     assert judge_vote([c("6", False, steps_right=False), c("7", True, steps_right=False)]) == 0.5
     assert "judge-vote" not in standard_selectors() and "judge-vote" in standard_selectors(judge=True)
     assert "calc" in standard_selectors()
+
+
+def test_calc_then_prm_vote_needs_both():
+    def c(answer, correct, score, calc_ok=True):
+        return Candidate(answer, correct, (score,), calc_ok=calc_ok)
+
+    # "6": two confident samples with a wrong equation and one that checks but the PRM doubts; "7": two that check
+    pool = [c("6", False, 0.9, False), c("6", False, 0.9, False), c("6", False, 0.1)]
+    pool += [c("7", True, 0.4), c("7", True, 0.4)]
+    assert weighted_vote(pool) == 0.0  # 1.9 for "6" against 0.8
+    assert calc_weighted_vote(pool) == 1.0  # among those that check: 0.8 for "7" against 0.1
+    # a three-way case where the calculator's plain vote is wrong and the PRM's weights fix it
+    mixed = [c("6", False, 0.1), c("6", False, 0.1), c("7", True, 0.9), c("8", False, 0.9, False)]
+    assert calc_vote(mixed) == 0.0 and calc_weighted_vote(mixed) == 1.0
+    assert standard_selectors()["prm-calc-vote"] is calc_weighted_vote
 
 
 def test_extra_scorers_become_selectors():

@@ -278,6 +278,14 @@ def test_processbench_labels(tmp_path):
     base = {"generator": "g", "problem": "p", "steps": ["a", "b", "c"], "final_answer_correct": False}
     src = write_lines(tmp_path / "in.jsonl", [{**base, "id": "1", "label": -1}, {**base, "id": "2", "label": 1}])
     assert [r.labels for r in processbench.read(src)] == [[True, True, True], [True, False, None]]
+    # the official release files hold one JSON array, pretty-printed
+    arr = tmp_path / "processbench_gsm8k.json"
+    arr.write_text(json.dumps([{**base, "id": "1", "label": -1}, {**base, "id": "2", "label": 1}], indent=2))
+    assert [r.labels for r in processbench.read(arr)] == [[True, True, True], [True, False, None]]
+    bad = [{**base, "id": "1", "label": -1}, {**base, "id": "2", "label": 7}]
+    arr.write_text(json.dumps(bad, indent=2))
+    with pytest.raises(RecordError, match=r"processbench_gsm8k\.json:14: .*label"):
+        list(processbench.read(arr))
     recs = [
         StepRecord(id="ok", problem="p", steps=["a", "b"], labels=[True, True]),
         StepRecord(id="k", problem="p", steps=["a", "b", "c"], labels=[True, False, False]),

@@ -168,3 +168,31 @@ def test_loads_with_datasets(tmp_path):
         "parquet", data_files=str(tmp_path / "r.parquet"), split="train", cache_dir=str(tmp_path / "c")
     )
     assert pq[1]["values"] == [0.75, None] and json.loads(pq[1]["meta"]) == {"rollouts": 12}
+
+
+def test_json_array_files_read_like_json_lines(tmp_path):
+    from prm.records import iter_json_objects
+
+    rec = {"id": "a", "problem": "p", "steps": ["s"]}
+    path = tmp_path / "records.json"
+    path.write_text("\ufeff[\n  " + json.dumps(rec) + ",\n  " + json.dumps({**rec, "id": "b"}) + "\n]\n")
+    assert [r.id for r in read_records(path)] == ["a", "b"]
+    assert [line for line, _ in iter_json_objects(path)] == [2, 3]
+    path.write_text("[]")
+    assert read_records(path) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ('[\n{"id": "a", "problem": "p", "steps": ["s"]},\n{"id": }\n]', 3, "malformed JSON: Expecting value"),
+        ('[\n{"id": "a", "problem": "p", "steps": ["s"]}\n{"id": "b"}]', 3, "expected ',' or ']'"),
+        ('[{"id": "a", "problem": "p", "steps": ["s"]}] x', 1, "text after the closing"),
+        ('[\n{"id": 5, "problem": "p", "steps": ["s"]}]', 2, "id"),
+    ],
+)
+def test_json_array_errors_name_the_line(tmp_path, text, line, message):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(RecordError, match=f"bad\\.json:{line}: .*{message}"):
+        read_records(path)

@@ -142,6 +142,27 @@ def test_operation_features_add_three_columns_and_keep_the_first_four(tmp_path, 
         load(tmp_path / "op")
 
 
+def test_calc_feature_is_the_calculators_verdict_in_every_layout(tiny_model_dir):
+    """The `calc` set appends the calculator's verdict per step (1 checks, -1 wrong, 0 nothing to check) to the
+    `operation` set's seven features, the same in a padded batch and in a shared prefix tree."""
+    from prm.model.prm import collate_shared
+
+    prm, tok = build(Spec(base=str(tiny_model_dir), feature_set="calc"), LoraSpec(r=4))
+    steps = [["He buys 4, so 3 + 4 = 7 apples.", "The answer is 7."], ["He buys 4, so 3 + 4 = 8 apples.", "Done."]]
+    enc = [encode(tok, prm.tag_id, "Tom has 3 apples.", s, 512) for s in steps]
+    assert [e.calc for e in enc] == [[1.0, 0.0], [-1.0, 0.0]]
+    lm_w = prm._lm_weight()
+    with torch.no_grad():
+        flat = collate(enc, tok.pad_token_id)
+        f8 = prm.features(prm._hidden(flat), lm_w, flat, 8)
+        tree = collate_shared([enc], tok.pad_token_id)
+        f8_tree = prm.features(prm._hidden(tree), lm_w, tree, 8)
+        f7 = prm.features(prm._hidden(flat), lm_w, flat, 7)
+    assert f8[:, 7].tolist() == [1.0, 0.0, -1.0, 0.0] and torch.equal(f8[:, :7], f7)
+    assert torch.allclose(f8_tree, f8, atol=1e-4)
+    assert prm.feat.weight.shape == (1, 8) and prm.feat.weight[0, 7] > 0  # a step that checks starts out favoured
+
+
 # Every tiny training run: fp32 (exact comparisons), quiet, a small adapter.
 TINY_RUN = ["--bf16", "false", "--progress", "false", "--lora_r", "4"]
 
@@ -223,6 +244,32 @@ def test_one_pass_scores_equal_per_prefix_scores(tiny_model_dir):
     assert full == pytest.approx(prefixes, abs=1e-4)
     batched = scorer.score_batch([("Tom has 3 apples.", steps), ("Mia?", steps[:2])])
     assert batched[0] == pytest.approx(full, abs=1e-5)
+
+
+def test_pool_scoring_in_prefix_trees_equals_separate_rows(tiny_model_dir):
+    """A best-of-N pool scored as prefix trees (traces of one problem share rows) gives the scores of separate rows,
+    from fewer tokens; traces in any order, of several problems, some longer than others."""
+    from prm.score.prm_scorer import shared_rows
+
+    prm, tok = build(Spec(base=str(tiny_model_dir), feature_set="calc"), LoraSpec(r=4))
+    with torch.no_grad():
+        prm.head.weight.normal_(std=0.5)
+        prm.feat.weight.normal_()
+    first = ["Tom buys 4, so 3 + 4 = 7.", "He eats 2, so 7 - 2 = 5.", "The answer is 5."]
+    other = ["Tom buys 4, so 3 + 4 = 8.", "He eats 2, so 8 - 2 = 6.", "Then 6 * 2 = 12.", "The answer is 12."]
+    items = []
+    for k in range(6):
+        items += [("Tom has 3 apples.", first[: 1 + k % 3]), ("Mia has 9 pens.", other[: 2 + k % 3])]
+    items += [("Tom has 3 apples.", other), ("Tom has 3 apples.", first)]
+    shared = PRMScorer(prm, tok, batch_tokens=256).score_batch(items)
+    separate = PRMScorer(prm, tok, batch_tokens=256, share_prefixes=False).score_batch(items)
+    for a, b in zip(shared, separate, strict=True):
+        assert a == pytest.approx(b, abs=1e-4)
+    scorer = PRMScorer(prm, tok)
+    encoded = [scorer.encode(p, st) for p, st in items]
+    rows = shared_rows(encoded, [p for p, _ in items], 4096, 16)
+    assert sorted(i for r in rows for i in r.items) == list(range(len(items))) and len(rows) == 2
+    assert sum(r.width for r in rows) < sum(len(e.input_ids) for e in encoded) / 3
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, tiny_model_dir):

@@ -24,6 +24,7 @@ SUITES = {
     "label": "prm.bench.label",
     "prm": "prm.bench.prm_quality",
     "scoring": "prm.bench.scoring",
+    "serve": "prm.bench.serve",
     "trl": "prm.bench.trl_compare",
 }
 
@@ -48,14 +49,21 @@ class BenchConfig:
     prm_readout: str = option("head", "prm suite: head | tokens")
     prm_features: bool = option(True, "prm suite: likelihood features in the readout")
     prm_batch_tokens: int = option(512, "prm suite: tokens per optimizer step (fewer: more, smaller steps)")
-    prm_feature_set: str = option("operation", "prm suite: likelihood features, equation | operation")
+    prm_feature_set: str = option("operation", "prm suite: likelihood features, equation | operation | calc")
     prm_features_from: str = option("adapted", "prm suite: likelihood features from the adapted pass or the base")
     prm_seed: int = option(0, "prm suite: seed of the synthetic data")
     prm_phrasing: str = option(
         "train", "prm suite: phrasing families of the training traces (train, or one family such as story)"
     )
     prm_best_of: int = option(100, "prm suite: held-out-family best-of-4 sets (1 right + 3 wrong solutions each)")
-    scoring_traces: int = option(64, "scoring suite: traces per step count")
+    scoring_traces: int = option(64, "scoring suite: traces per step count (and in the synthetic 16-trace pools)")
+    scoring_pool: str | None = option(
+        None, "scoring suite: also time this pool of traces, e.g. data/out/demo/pool.jsonl"
+    )
+    serve_model: str | None = option(None, "serve suite: PRM folder to serve; null: an untrained one on prm_base")
+    serve_traces: int = option(128, "serve suite: synthetic 2-4-step traces, scored by prm score and sent as requests")
+    serve_requests: int = option(128, "serve suite: one-trace requests per concurrency level")
+    serve_bf16: bool = option(False, "serve suite: bf16 autocast on both sides")
     trl_batch: int = option(8, "trl suite: records per batch, both trainers")
     trl_max_length: int = option(512, "trl suite: tokens per record at most, both trainers")
     trl_lr: float = option(5e-4, "trl suite: peak learning rate of both LoRA runs (TRL's 1e-5 default is for full FT)")

@@ -1,5 +1,8 @@
 """Scoring speed: one forward pass per trace against per-prefix scoring (re-encoding the trace once per step, as
-TRL's docs and RLHFlow's script do), at 2, 4, 6 and 8 steps, fp32, with the largest score difference."""
+TRL's docs and RLHFlow's script do), at 2, 4, 6 and 8 steps, fp32, with the largest score difference; then
+best-of-N pools (16 traces per problem) scored as prefix trees against one row per trace, on synthetic pools (one
+right and 15 wrong solutions per problem, each wrong one sharing the right one's steps up to its error) and, when
+`scoring_pool` names one, a real pool (e.g. `make demo`'s)."""
 
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ def run(cfg) -> list[dict]:
     prm, tok = build(Spec(base=cfg.prm_base), LoraSpec())
     with torch.no_grad():  # an untrained readout scores as fast as a trained one; give it non-trivial weights
         prm.head.weight.normal_(std=0.02)
-    scorer = PRMScorer(prm, tok, bf16=False)
+    # each trace and each prefix in its own row: the per-prefix method as others run it, one pass as it was
+    scorer = PRMScorer(prm, tok, bf16=False, share_prefixes=False)
     rows = []
     for steps in (2, 4, 6, 8):
         with tempfile.TemporaryDirectory() as tmp:
@@ -57,4 +61,53 @@ def run(cfg) -> list[dict]:
             )
         )
         rows.append(row(f"  {steps}-step one-pass traces/s (max |diff| {diff:.1e})", len(items) / t_one, "traces/s"))
+    return rows + pool_rows(cfg, prm, tok)
+
+
+def pool_rows(cfg, prm, tok) -> list[dict]:
+    """Pool scoring: prefix trees against separate rows, same scorer, fp32 and bf16."""
+    pools = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pool.jsonl"
+        n_problems = max(1, cfg.scoring_traces // 16)
+        synth_run(
+            SynthConfig(n=n_problems, min_steps=2, max_steps=4, pairs=True, wrong_per_problem=15, output=str(path))
+        )
+        pools["synthetic pools (1 right + 15 wrong per problem)"] = read_records(path)
+    if cfg.scoring_pool:
+        pools[f"pool {Path(cfg.scoring_pool).name}"] = read_records(cfg.scoring_pool)
+    rows = []
+    for name, recs in pools.items():
+        items = [(r.problem, r.steps) for r in recs]
+        for bf16 in (False, True):
+            times, scores = {}, {}
+            for share in (False, True):
+                scorer = PRMScorer(prm, tok, bf16=bf16, share_prefixes=share)
+                t0 = time.perf_counter()
+                scores[share] = scorer.score_batch(items)
+                times[share] = time.perf_counter() - t0
+            diff = max(
+                abs(a - b) for x, y in zip(scores[False], scores[True], strict=True) for a, b in zip(x, y, strict=True)
+            )
+            ratio = times[False] / times[True]
+            rows.append(
+                row(
+                    f"{name}, {'bf16' if bf16 else 'fp32'}: prefix trees vs one row per trace",
+                    ratio,
+                    "x",
+                    ">= 3x",
+                    ratio >= 3,
+                    traces=len(items),
+                    separate_traces_s=len(items) / times[False],
+                    shared_traces_s=len(items) / times[True],
+                    max_abs_diff=diff,
+                )
+            )
+            rows.append(
+                row(
+                    f"  traces/s shared (separate {len(items) / times[False]:.1f}; max |diff| {diff:.1e})",
+                    len(items) / times[True],
+                    "traces/s",
+                )
+            )
     return rows

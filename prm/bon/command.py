@@ -155,7 +155,16 @@ def _score_pool(cfg: BonConfig, traces: str, out: Path) -> str:
     from prm.score.prm_scorer import run as score_run
 
     path = out / "pool.scored.jsonl"
-    score_run(ScoreConfig(model=cfg.prm, input=traces, output=str(path), batch_tokens=cfg.batch_tokens, bf16=cfg.bf16))
+    score_run(
+        ScoreConfig(
+            model=cfg.prm,
+            input=traces,
+            output=str(path),
+            batch_tokens=cfg.batch_tokens,
+            bf16=cfg.bf16,
+            progress=cfg.progress,
+        )
+    )
     return str(path)
 
 

@@ -134,6 +134,12 @@ def calc_vote(cands: Sequence[Candidate]) -> float:
     return filtered_vote(cands, lambda c: c.calc_ok)
 
 
+def calc_weighted_vote(cands: Sequence[Candidate], how: str = "min") -> float:
+    """The calculator, then the PRM: a PRM-weighted vote among the candidates whose equations all check, else among
+    all. What it gains over `calc_vote` is what the PRM adds where the calculator sees nothing wrong."""
+    return weighted_vote([c for c in cands if c.calc_ok] or cands, how)
+
+
 def judge_vote(cands: Sequence[Candidate]) -> float:
     """A perfect step judge: vote among the candidates whose every step is right by the reference labels (e.g. the
     exact `gold` labeler), else among all. What a PRM that judges steps without error would reach by voting."""
@@ -157,10 +163,12 @@ def standard_selectors(
     prefix: str = "prm", extra: Sequence[str] = (), extra_aggregates=("min", "last"), judge: bool = False
 ) -> dict:
     """Every selector of `prm bon`, by name: `<prefix>-<aggregate>` for the main scorer, `<prefix>-vote` (weighted
-    majority), `<name>-<aggregate>` for each extra scorer, then the calculator (`calc`), majority, random, with
+    majority), `<prefix>-calc-vote` (that vote among the candidates the calculator passes), `<name>-<aggregate>` for
+    each extra scorer, then the calculator (`calc`), majority, random, with
     `judge` the perfect step judge (`judge-vote`, needs reference labels), and oracle."""
     out: dict[str, Selector] = {f"{prefix}-{how}": (lambda cs, how=how: select_by_score(cs, how)) for how in AGGREGATES}
     out[f"{prefix}-vote"] = weighted_vote
+    out[f"{prefix}-calc-vote"] = calc_weighted_vote
     for name in extra:
         for how in extra_aggregates:
             out[f"{name}-{how}"] = lambda cs, how=how, name=name: select_by_score(cs, how, name)

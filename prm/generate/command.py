@@ -20,7 +20,7 @@ from prm.config import ConfigError, config, option, save_config
 from prm.fileio import atomic_write
 from prm.generate.prompt import Shot, build_prompt, policy_prompt
 from prm.generate.sampler import Sample, SamplingParams, sample, weights_dtype
-from prm.records import ResumableWriter, StepRecord, iter_records, read_records
+from prm.records import ResumableWriter, StepRecord, iter_records, read_records, split_steps
 
 
 @config("generate")
@@ -54,7 +54,7 @@ class GenerateConfig:
 
 
 def trace_record(problem: StepRecord, k: int, s: Sample, policy: str) -> StepRecord:
-    steps = [line.strip() for line in s.text.split("\n") if line.strip()]
+    steps = split_steps(s.text)
     prediction = extract_answer(s.text)
     meta = {
         "problem_id": problem.id,

@@ -156,7 +156,7 @@ def acceptor(cfg: ImproveConfig, name: str, samples: Path, folder: Path, prm: st
 
     scored = folder / "scored.jsonl"
     if not scored.exists():
-        score(ScoreConfig(model=prm, input=str(samples), output=str(scored), bf16=cfg.bf16))
+        score(ScoreConfig(model=prm, input=str(samples), output=str(scored), bf16=cfg.bf16, progress=cfg.progress))
     scores = read_scored(scored)
     return lambda t: bool(t.meta["correct"]) and min(scores[t.id]) >= cfg.threshold
 

@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from prm.checker import check_step
 from prm.score.baseline import result_span  # the same "written result" the training-free baseline scores
 
 STEP_TAG = "<|prm_step|>"
@@ -42,6 +43,16 @@ def operation_spans(step: str) -> tuple[tuple[int, int], tuple[int, int], tuple[
     span = equation_span(step)
     m = _OPERATION.match(step, span[0]) if span else None
     return (m.span(1), m.span(2), m.span(3)) if m else None
+
+
+def calc_verdict(step: str) -> float:
+    """The calculator's verdict as a feature: 1.0 when every equation of the step checks, -1.0 when one is wrong,
+    0.0 when it has none.
+
+    >>> calc_verdict("17 - 4 = 13 marbles."), calc_verdict("17 - 4 = 12 marbles."), calc_verdict("The answer is 13.")
+    (1.0, -1.0, 0.0)
+    """
+    return {True: 1.0, False: -1.0, None: 0.0}[check_step(step)]
 
 
 def add_step_tag(tokenizer) -> int:
@@ -73,6 +84,8 @@ class Encoded:
     equation_tokens: list[list[int]] = field(default_factory=list)
     # Per kept step: the tokens of its operation's first operand, operator and second operand ([] x 3 if none).
     operation_tokens: list[tuple[list[int], list[int], list[int]]] = field(default_factory=list)
+    # Per kept step: the calculator's verdict on its equations (1 all check, -1 one is wrong, 0 none to check).
+    calc: list[float] = field(default_factory=list)
 
 
 def first_steps(enc: Encoded, n: int) -> Encoded:
@@ -91,6 +104,7 @@ def first_steps(enc: Encoded, n: int) -> Encoded:
         result_tokens=enc.result_tokens[:n],
         equation_tokens=enc.equation_tokens[:n],
         operation_tokens=enc.operation_tokens[:n],
+        calc=enc.calc[:n],
     )
 
 
@@ -121,6 +135,7 @@ def encode(tokenizer, tag_id: int, problem: str, steps: Sequence[str], max_lengt
         enc.equation_tokens.append(_tokens_in(piece.offset_mapping, shift(es), base))
         ops = operation_spans(step) or (None, None, None)
         enc.operation_tokens.append(tuple(_tokens_in(piece.offset_mapping, shift(sp), base) for sp in ops))
+        enc.calc.append(calc_verdict(step))
         enc.input_ids += piece.input_ids
         enc.tags.append(len(enc.input_ids))
         enc.input_ids.append(tag_id)

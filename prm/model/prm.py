@@ -12,7 +12,8 @@ Readouts (one logit per step; P(step correct) = sigmoid(logit)):
 
 Batch layout (from `collate`): input_ids/attention_mask (B, T); tag_b/tag_t (N,) the batch row and position of
 every step tag; feat_b/feat_t/feat_p/feat_step/feat_kind (M,) the tokens the features read, the position each is
-predicted from, the step (0..N-1) each belongs to and which feature (0 result, 1 equation). `collate_shared` lays
+predicted from, the step (0..N-1) each belongs to and which feature (0 result, 1 equation, 2-4 the operation's
+parts); step_calc (N,) the calculator's verdict on each step. `collate_shared` lays
 several traces of one problem in one row as a prefix tree: a boolean (B, 1, T, T) tree mask and position_ids.
 """
 
@@ -30,8 +31,10 @@ from prm.models import decoder
 
 # result mean, equation mean, equation min, has-equation indicator; with the `operation` feature set also the mean
 # log-probability of the operation's first operand, operator and second operand, read apart: the backbone's own
-# expectation of which number and which operation come next, whatever words the sentence uses.
-N_FEATURES = {"equation": 4, "operation": 7}
+# expectation of which number and which operation come next, whatever words the sentence uses; with `calc` also the
+# calculator's verdict on the step's equations (`prm.model.encode.calc_verdict`): arithmetic slips are the errors a
+# calculator sees exactly, so the readout need not learn them from likelihoods.
+N_FEATURES = {"equation": 4, "operation": 7, "calc": 8}
 _PARTS = (2, 3, 4)  # feat_kind of the operation's three parts; 0 result, 1 equation
 
 
@@ -77,7 +80,7 @@ class PRM(nn.Module):
             # the first updates use these always-negative log-probabilities as a stand-in bias and learn the
             # opposite sign, which takes most of a CPU budget to undo (seen in a run: slips AUROC 0.16 at step 25).
             with torch.no_grad():
-                self.feat.weight.copy_(torch.tensor([[0.5, 0.5, 0.1, 0.0, 0.1, 0.1, 0.1][: self.n_features]]))
+                self.feat.weight.copy_(torch.tensor([[0.5, 0.5, 0.1, 0.0, 0.1, 0.1, 0.1, 1.0][: self.n_features]]))
                 self.feat.bias.zero_()
 
     def init_bias(self, p_correct: float) -> None:
@@ -151,6 +154,8 @@ class PRM(nn.Module):
         """(N, n_features) likelihood features per step; steps without an equation or result get zeros there."""
         n = batch["tag_b"].shape[0]
         out = hidden.new_zeros((n, n_features), dtype=torch.float32)
+        if n_features > 7:
+            out[:, 7] = batch["step_calc"]
         keep = batch["feat_kind"] < (5 if n_features > 4 else 2)  # the operation's parts only where they are read
         if not keep.any():
             return out
@@ -210,12 +215,13 @@ def collate_shared(groups: list[list[Encoded]], pad_id: int, device: torch.devic
 def _positions(rows: list[tuple[int, Encoded, Sequence[int]]], device) -> dict[str, torch.Tensor]:
     """Tag and feature positions of encodings laid out in batch rows: (row, encoding, the row position of each of
     its tokens). A feature token's parent is the position of the token before it in its own encoding."""
-    tag_b, tag_t, fb, ft, fp, fs, fk = [], [], [], [], [], [], []
+    tag_b, tag_t, fb, ft, fp, fs, fk, calc = [], [], [], [], [], [], [], []
     step = 0
     for b, e, where in rows:
         for j, t in enumerate(e.tags):
             tag_b.append(b)
             tag_t.append(where[t])
+            calc.append(e.calc[j] if e.calc else 0.0)
             parts = zip(_PARTS, e.operation_tokens[j], strict=True) if e.operation_tokens else ()
             for kind, positions in ((0, e.result_tokens[j]), (1, e.equation_tokens[j]), *parts):
                 fb += [b] * len(positions)
@@ -233,4 +239,5 @@ def _positions(rows: list[tuple[int, Encoded, Sequence[int]]], device) -> dict[s
         "feat_p": as_long(fp),
         "feat_step": as_long(fs),
         "feat_kind": as_long(fk),
+        "step_calc": torch.tensor(calc, dtype=torch.float32, device=device),
     }
