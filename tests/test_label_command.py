@@ -34,7 +34,7 @@ def files(tmp_path):
     def script(name="script.json", **kw):
         path = tmp_path / name
         path.write_text(json.dumps({"oracle": [0.6, 0.1], "seed": 1, "tokens": 5, **kw}))
-        return f"fake-script:{path}"
+        return f"python:fakes:scripted:{path}"
 
     return traces, script
 
@@ -95,7 +95,7 @@ def test_label_resumes_after_sigkill_byte_identical(files, tmp_path):
     assert cli.main(args + ["--output", str(ref), "--completer", script("fast.json")]) == 0
     out = tmp_path / "out.jsonl"
     cmd = [sys.executable, "-m", "prm", *args, "--output", str(out), "--completer", script("slow.json", delay_s=0.02)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
     rng = random.Random()  # a different moment every run
     partial = []
     for _ in range(2):

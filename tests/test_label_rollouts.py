@@ -5,9 +5,9 @@ batching, and binary against mc (same labels on monotone patterns, never more ro
 from __future__ import annotations
 
 import pytest
+from fakes import ScriptedCompleter
 
 from prm.label import LabelOptions, label_batch, rollout_key
-from prm.label.fake import ScriptedCompleter
 from prm.label.rollouts import estimate, rounds
 from prm.records import StepRecord
 

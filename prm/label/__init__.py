@@ -9,15 +9,16 @@
 - `binary` (prm.label.rollouts): first-error binary search over prefixes, O(k log n) rollouts per trace.
 
 Rollouts come from a `Completer` (prm.label.completer): the policy model through the generation engine, or a
-scripted fake (prm.label.fake). Output is resumable after a kill (prm.label.command); `consensus` keeps records two
+completer of your own (`python:MODULE:FACTORY`, e.g. the tests' scripted fake). Output is resumable after a kill (prm.label.command); `consensus` keeps records two
 labelers agree on (prm.label.consensus).
 """
 
-from prm.label.base import METHODS, Labeled, LabelOptions, apply_convention, first_error, label_batch, to_record
+from prm.label.base import METHODS, Labeled, LabelOptions, apply_convention, first_error, to_record
 from prm.label.command import run, summarize
 from prm.label.completer import Completer, ModelCompleter, Rollout, make_completer, rollout_key
 from prm.label.config import LabelConfig, LabelReportConfig
 from prm.label.consensus import Consensus, agree, consensus_filter
+from prm.label.methods import label_batch
 
 __all__ = [
     "METHODS",

@@ -98,22 +98,3 @@ def to_record(trace: StepRecord, labeled: Labeled) -> StepRecord:
         source=trace.source,
         meta={**trace.meta, "label": labeled.info},
     )
-
-
-def label_batch(method: str, traces: Sequence[StepRecord], completer, opts: LabelOptions) -> list[Labeled]:
-    """Label a batch of traces with `method`; rollout methods send all their prefixes to `completer` together."""
-    if method == "gold":
-        from prm.label.gold import label_gold
-
-        return [label_gold(t, opts.after_error) for t in traces]
-    if method == "calc":
-        from prm.label.calc import label_calc
-
-        return [label_calc(t, opts.after_error) for t in traces]
-    if method in ROLLOUT_METHODS:
-        from prm.label.rollouts import label_binary, label_mc
-
-        if completer is None:
-            raise ValueError(f"method {method} needs a completer")
-        return (label_mc if method == "mc" else label_binary)(traces, completer, opts)
-    raise ValueError(f"unknown method {method!r} (known: {', '.join(METHODS)})")

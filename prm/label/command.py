@@ -20,10 +20,11 @@ from pathlib import Path
 
 from prm.config import check_resumable, save_config, to_dict
 from prm.fileio import atomic_write
-from prm.label.base import ROLLOUT_METHODS, label_batch, to_record
+from prm.label.base import ROLLOUT_METHODS, to_record
 from prm.label.completer import make_completer
 from prm.label.config import LabelConfig
 from prm.label.consensus import consensus_info
+from prm.label.methods import label_batch
 from prm.records import ResumableWriter, iter_records, read_records, write_records
 
 # Fields that do not change a single output byte: they may differ between a run and its resumption.

@@ -8,7 +8,7 @@ an uninterrupted one would have): the labelers send `rollout_key(trace_id, prefi
 that request is rollout `start + j` of that prefix of that trace. A completer must return the same rollouts for the
 same (request, key, j), whatever the other requests of the call are.
 
-    completer = make_completer(cfg, traces)   # cfg.completer: "model" or "fake-script:PATH" (see prm.label.fake)
+    completer = make_completer(cfg, traces)   # cfg.completer: "model" or "python:MODULE:FACTORY[:ARG]"
     rollouts = completer.complete([(problem, steps[:2])], k=4, keys=[rollout_key(trace_id, 2, 0)])
 """
 
@@ -75,7 +75,7 @@ class ModelCompleter:
 def make_completer(cfg, traces=()) -> Completer:
     """The completer a config names in `cfg.completer`: `model` (the causal LM `cfg.model`: an alias such as
     smollm2-135m, a folder or a hub id, sampled with cfg's sampling fields and prompted with its shots and system
-    line) or `fake-script:PATH` (a `prm.label.fake.ScriptedCompleter` read from a JSON script, for tests and benches
+    line) or `python:MODULE:FACTORY[:ARG]` (a completer from your own code, e.g. the tests' scripted fake, for tests and benches
     without a model; `traces` give it the gold answers)."""
     spec = cfg.completer
     if spec == "model":
@@ -89,8 +89,21 @@ def make_completer(cfg, traces=()) -> Completer:
         params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, cfg.bf16, cfg.seed)
         system, shots = policy_prompt(cfg.model, cfg.system, cfg.shots)
         return ModelCompleter(lm.to(device), tok, params, shots, system)
-    if spec.startswith("fake-script:"):
-        from prm.label.fake import ScriptedCompleter
+    if spec.startswith("python:"):
+        return plugin_completer(spec, traces)
+    raise ValueError(f"completer must be 'model' or 'python:MODULE:FACTORY[:ARG]', got {spec!r}")
 
-        return ScriptedCompleter.from_file(spec.split(":", 1)[1], traces)
-    raise ValueError(f"completer must be 'model' or 'fake-script:PATH', got {spec!r}")
+
+def plugin_completer(spec: str, traces) -> Completer:
+    """`python:MODULE:FACTORY[:ARG]`: FACTORY(ARG, traces) from an importable module returns the completer (anything
+    with `complete(requests)`): a client of another engine, or a test's scripted fake."""
+    import importlib
+
+    parts = spec.split(":", 3)
+    if len(parts) < 3 or not parts[1] or not parts[2]:
+        raise ValueError(f"completer: {spec!r} is not python:MODULE:FACTORY[:ARG]")
+    try:
+        factory = getattr(importlib.import_module(parts[1]), parts[2])
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"completer: cannot load {parts[1]}:{parts[2]} ({e})") from None
+    return factory(parts[3] if len(parts) > 3 else None, traces)

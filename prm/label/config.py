@@ -17,8 +17,8 @@ HELP = {
     "after_error": "label of the steps after the first error: null (unlabeled) or false",
     "traces_per_batch": "traces labeled together: all their prefixes go to the completer in one call per round, "
     "and their records are appended (and flushed) together",
-    "completer": "who writes rollouts: model (the causal LM `model`), or fake-script:PATH (a scripted fake, see "
-    "prm.label.fake; for tests and benches without a model)",
+    "completer": "who writes rollouts: model (the causal LM `model`), or python:MODULE:FACTORY[:ARG] (FACTORY(ARG, "
+    "traces) from your own code returns one: another engine's client, or the tests' scripted fake)",
     "model": "completer model: a local folder, a hub id, or smollm2-135m (the embedded model)",
     "device": "auto (cuda when available, else cpu), cpu or cuda",
     "batch_size": "sequences decoded together by the completer model",
@@ -38,8 +38,8 @@ def check_completer(cfg) -> None:
         raise ValueError("traces_per_batch, batch_size and max_new_tokens must be >= 1")
     if cfg.temperature < 0 or not 0 < cfg.top_p <= 1:
         raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
-    if cfg.completer != "model" and not cfg.completer.startswith("fake-script:"):
-        raise ValueError(f"completer must be 'model' or 'fake-script:PATH', got {cfg.completer!r}")
+    if cfg.completer != "model" and not cfg.completer.startswith("python:"):
+        raise ValueError(f"completer must be 'model' or 'python:MODULE:FACTORY[:ARG]', got {cfg.completer!r}")
     if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
         raise ValueError(f"device must be auto, cpu or cuda[:N], got {cfg.device!r}")
 

@@ -21,11 +21,12 @@ from prm.answers import answers_equal, extract_answer
 from prm.config import save_config
 from prm.eval.metrics import f1_wrong, step_accuracy
 from prm.fileio import atomic_write
-from prm.label.base import ROLLOUT_METHODS, Labeled, LabelOptions, first_error, label_batch
+from prm.label.base import ROLLOUT_METHODS, Labeled, LabelOptions, first_error
 from prm.label.completer import Completer, make_completer
 from prm.label.config import LabelReportConfig
 from prm.label.consensus import agree
 from prm.label.gold import label_gold
+from prm.label.methods import label_batch
 from prm.records import StepRecord, read_records
 
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from prm.checker import check_step
-from prm.score.baseline import result_span  # the same "written result" the training-free baseline scores
+from prm.spans import result_span  # the same "written result" the training-free baseline scores
 
 STEP_TAG = "<|prm_step|>"
 

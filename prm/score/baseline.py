@@ -29,7 +29,6 @@ are gathered first, then projected by the LM head, a chunk at a time; the vocabu
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,13 +37,11 @@ from typing import Literal
 from prm.config import ConfigError, config, option, save_config
 from prm.models import bf16_autocast
 from prm.records import StepRecord, read_records, write_records
+from prm.spans import result_span
 
 Mode = Literal["result", "step"]
 Layout = Literal["plain", "chat"]
 
-_NUMBER = r"-?\d+(?:,\d{3})*(?:\.\d+)?"  # 21, -3, 1,000, 2.5; "21." at a sentence end is "21"
-_AFTER_EQUALS = re.compile(rf"=\s*\$?\s*(?P<num>{_NUMBER})")
-_ANSWER = re.compile(rf"(?:\banswer\s+is\b\s*:?|####)\s*\$?\s*(?P<num>{_NUMBER})", re.I)
 HEAD_CHUNK = 1024  # rows projected by the LM head at once: 1024 x 49,152 fp32 logits = 200 MB
 
 
@@ -70,26 +67,6 @@ class BaselineConfig:
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Pure text helpers
-
-
-def result_span(step: str) -> tuple[int, int] | None:
-    """Character span [start, end) of the result `step` writes: the number after the last `=` that a number
-    follows, else the number of the last "The answer is N" or "#### N"; None when there is neither.
-
-    >>> s = "Tom has 12 + 5 = 17 apples."
-    >>> s[slice(*result_span(s))], result_span("He has 3 apples.")
-    ('17', None)
-    >>> s = "The answer is $1,250."
-    >>> s[slice(*result_span(s))]
-    '1,250'
-    """
-    for pattern in (_AFTER_EQUALS, _ANSWER):
-        last = None
-        for last in pattern.finditer(step):  # noqa: B007 (the last match is what we want)
-            pass
-        if last is not None:
-            return last.span("num")
-    return None
 
 
 def target_span(step: str, mode: Mode) -> tuple[int, int]:
@@ -257,7 +234,7 @@ def run(cfg: BaselineConfig) -> dict:
     from tqdm import tqdm
 
     from prm.models import load
-    from prm.score import attach_scores
+    from prm.score.scores import attach_scores
 
     records = read_records(cfg.input)
     if cfg.limit is not None:

@@ -1,6 +1,7 @@
-"""A scripted completer: rollouts whose outcomes a test (or a bench without a model) decides, deterministically.
+"""Test doubles. A scripted completer: rollouts whose outcomes a test decides, deterministically.
 
-Selected with `completer: fake-script:PATH` in `prm label` / `prm label-report`, where PATH is a JSON script:
+Selected with `completer: python:fakes:scripted:PATH` in `prm label` / `prm label-report` (the tests folder on the
+import path), where PATH is a JSON script:
 
     {"seed": 0, "tokens": 8, "delay_s": 0.0,
      "default": 0.0,
@@ -118,3 +119,8 @@ def _check_spec(spec) -> None:
             raise ValueError(f"fake script: outcome string {spec!r} must use only {OUTCOMES!r}")
     elif isinstance(spec, bool) or not isinstance(spec, (int, float)) or not 0 <= spec <= 1:
         raise ValueError(f"fake script: outcome {spec!r} must be a probability or a string of {OUTCOMES!r}")
+
+
+def scripted(path: str, traces: Iterable[StepRecord]) -> ScriptedCompleter:
+    """The factory `completer: python:fakes:scripted:PATH` names."""
+    return ScriptedCompleter.from_file(path, traces)
