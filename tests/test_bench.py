@@ -30,6 +30,7 @@ def test_scoring_suite_one_pass_equals_per_prefix(tmp_path, tiny_model_dir):
     assert len(ratios) == 6 and all(r["max_abs_diff"] < 1e-4 for r in ratios[:5])  # then the pool in bf16
     pools = [r for r in ratios if r["name"].startswith("synthetic pools")]
     assert len(pools) == 2 and all(r["traces"] == 16 and r["shared_traces_s"] > 0 for r in pools)
+    assert all(0 < r["tokens_in_trees"] < r["tokens_separate"] for r in pools)
 
 
 def test_serve_suite_loads_the_server_and_sends_every_bad_input(tmp_path, tiny_model_dir):

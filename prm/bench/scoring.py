@@ -14,7 +14,7 @@ from prm.bench import row
 from prm.model.io import LoraSpec, build
 from prm.model.prm import Spec
 from prm.records import read_records
-from prm.score.prm_scorer import PRMScorer
+from prm.score.prm_scorer import PRMScorer, shared_rows
 from prm.synth import SynthConfig
 from prm.synth import run as synth_run
 
@@ -79,6 +79,9 @@ def pool_rows(cfg, prm, tok) -> list[dict]:
     rows = []
     for name, recs in pools.items():
         items = [(r.problem, r.steps) for r in recs]
+        encoded = [PRMScorer(prm, tok).encode(p, st) for p, st in items]
+        tokens = sum(len(e.input_ids) for e in encoded)
+        tree_tokens = sum(r.width for r in shared_rows(encoded, [p for p, _ in items], 8192, 16))
         for bf16 in (False, True):
             times, scores = {}, {}
             for share in (False, True):
@@ -101,6 +104,8 @@ def pool_rows(cfg, prm, tok) -> list[dict]:
                     separate_traces_s=len(items) / times[False],
                     shared_traces_s=len(items) / times[True],
                     max_abs_diff=diff,
+                    tokens_separate=tokens,
+                    tokens_in_trees=tree_tokens,
                 )
             )
             rows.append(
