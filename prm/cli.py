@@ -49,7 +49,18 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "training-free step scores: the backbone's log-probability of each step or its result",
     ),
     "bon": ("prm.bon", "BonConfig", "run", "best-of-N accuracy against N for PRM selection, votes and references"),
-    "search": ("prm.search", "SearchConfig", "run", "PRM-guided beam search (or DVTS) vs best-of-N at equal tokens"),
+    "search": (
+        "prm.search",
+        "SearchConfig",
+        "run",
+        "PRM-guided search (beam, DVTS, A*, MCTS) vs best-of-N at equal tokens",
+    ),
+    "compare": (
+        "prm.compare",
+        "CompareConfig",
+        "run",
+        "accuracy against tokens: best-of-N, beam, DVTS, A* and MCTS at equal budgets, easy and hard apart",
+    ),
     "eval": ("prm.eval", "EvalConfig", "run", "step AUROC, accuracy, F1, ProcessBench F1, calibration, floor"),
 }
 

@@ -18,6 +18,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # for one call). Set in the environment too, so the subprocesses some tests start inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch_threads = int(os.environ["OMP_NUM_THREADS"])
+# The bf16 paths are tested on every machine, also on CPUs that would emulate bf16 (where commands fall back to
+# fp32 by themselves, prm.models.use_bf16): the tiny models make the emulation cheap.
+os.environ.setdefault("PRM_BF16", "force")
 
 
 def pytest_configure(config):

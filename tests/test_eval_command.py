@@ -170,3 +170,28 @@ def test_synth_score_baseline_eval_end_to_end(tmp_path, tiny_model_dir):
     assert rep["scorer"] == "loglik-result" and rep["records"] == 30 and rep["calibration"] is None
     assert 0 <= rep["first_error"]["auroc"]["all"] <= 1 and rep["floor"]["fit_on"] == "train"
     assert not (tmp_path / "eval" / "report.reliability.png").exists()
+
+
+def test_values_calibration_against_rollout_shares(tmp_path, capsys):
+    """Steps with `values` (shares of fresh rollouts that reached the answer) get the scores' calibration as values:
+    ECE by hand, the rollout-valued steps apart from the answer line (whose value is exact), and a PNG."""
+    a = StepRecord("a", "p", ["s1", "s2", "The answer is 3."], [True, True, True], [0.75, 0.5, 1.0])
+    a.meta["label"] = {"method": "mc", "outcomes": ["1101", "1010", None]}
+    b = StepRecord("b", "p", ["s1", "s2"], [True, False], [0.25, None])
+    records = [attach_scores(a, [0.7, 0.7, 0.95], "q"), attach_scores(b, [0.3, 0.2], "q")]
+    scored = _write(tmp_path, "scored.jsonl", records)
+    out = tmp_path / "q.json"
+    assert cli.main(["eval", "--input", str(scored), "--output", str(out)]) == 0
+    v = json.loads(out.read_text())["values"]
+    # bins of 0.1: {0.3 vs 0.25} {0.7, 0.7 vs 0.75, 0.5} {0.95 vs 1.0}: (0.05 + |0.7 - 0.625| * 2 + 0.05) / 4
+    assert v["steps"] == 4 and v["ece"] == pytest.approx((0.05 + 0.15 + 0.05) / 4)
+    assert v["mae"] == pytest.approx((0.05 + 0.2 + 0.05 + 0.05) / 4)
+    assert v["rollout_steps"] == 3 and v["ece_rollout_steps"] == pytest.approx((0.05 + 0.15) / 3)
+    assert (tmp_path / v["plot"]).read_bytes()[:4] == b"\x89PNG" and v["plot"] == "q.values.png"
+    assert "ECE against values (4 steps)" in capsys.readouterr().out
+
+
+def test_no_values_no_values_section(tmp_path):
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "--input", str(_write(tmp_path, "s.jsonl", SCORED)), "--output", str(out)]) == 0
+    assert json.loads(out.read_text())["values"] is None and not (tmp_path / "r.values.png").exists()

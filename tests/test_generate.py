@@ -183,6 +183,26 @@ def test_greedy_matches_transformers_generate(tiny_model_dir):
         assert text.startswith(s.text) and s.tokens <= 15
 
 
+def test_sample_logprob_is_the_models_log_probability_of_its_tokens(tiny_model_dir):
+    from prm.models import load
+
+    model, tok = load(str(tiny_model_dir))
+    prompt = build_prompt(tok, "Tom has 12 apples.")
+    (s,) = sample(model, tok, [prompt], 1, SamplingParams(max_new_tokens=12, temperature=0, bf16=False))[0:1][0]
+    ids = tok(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+    ref = model.generate(
+        ids,
+        max_new_tokens=12,
+        do_sample=False,
+        pad_token_id=tok.pad_token_id,
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
+    new = ref.sequences[0, ids.shape[1] :]
+    expected = sum(float(torch.log_softmax(ref.logits[t][0].float(), -1)[new[t]]) for t in range(s.tokens))
+    assert s.logprob < 0 and s.logprob == pytest.approx(expected, abs=1e-3)
+
+
 def _synth(tmp_path, n=6):
     problems = tmp_path / "problems.jsonl"
     assert cli.main(["synth", "--n", str(n), "--output", str(problems)]) == 0
@@ -278,3 +298,25 @@ def test_generate_resumes_after_sigkill(tmp_path, tiny_model_dir):
     subprocess.run(fresh_cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
     by_id = {r.id: r.steps for r in read_records(fresh)}
     assert {r.id: r.steps for r in recs} == by_id
+
+
+def test_bf16_falls_back_to_fp32_where_the_cpu_would_emulate_it(monkeypatch, capsys):
+    import prm.models as models
+    from prm.generate.sampler import weights_dtype
+
+    monkeypatch.delenv("PRM_BF16", raising=False)
+    monkeypatch.setattr(models, "_bf16_noted", False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert weights_dtype(True) == "float32" and weights_dtype(False) == "float32"
+    with models.bf16_autocast("cpu", True):
+        assert not torch.is_autocast_enabled("cpu")
+    assert capsys.readouterr().err.count("no native bf16") == 1  # one note per process, however often asked
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert weights_dtype(True) == "bfloat16"
+    with models.bf16_autocast("cpu", True):
+        assert torch.is_autocast_enabled("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setenv("PRM_BF16", "force")
+    assert weights_dtype(True) == "bfloat16"

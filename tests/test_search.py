@@ -101,3 +101,120 @@ def test_search_command_on_tiny_models(tmp_path, tiny_model_dir, tiny_prm_dir, t
     assert summary["problems"] == 3 and summary["tokens_per_problem"] > 0
     chosen = read_records(out / "search.jsonl")
     assert len(chosen) == 3 and chosen[0].meta["strategy"] == "beam"
+
+
+# A* and MCTS with the same scripted policy; the value model is a scripted function too.
+
+
+def _astar(policy, prm=scripted_prm, **kw):
+    from prm.search.astar import astar
+
+    return astar(policy, prm, 1, **({"budget": 1000, "expand": 3} | kw))
+
+
+def test_astar_finds_the_path_the_prm_prefers_and_stops_at_enough_solutions():
+    calls = []
+    res = _astar(scripted_policy(calls), n_solutions=2)[0]
+    assert res.steps == GOOD and res.prediction == "14" and res.completed >= 2
+    keys = [k for _, _, ks in calls for k in ks]
+    assert len(keys) == len(set(keys)) and res.tokens == 5 * res.expansions
+    # best-first: the good prefix is popped first at every depth, so the good answer is complete after 3 pops
+    assert all(n == 1 for n, _, _ in calls)
+
+
+def test_astar_budget_stops_the_search_within_one_expansion():
+    res = _astar(scripted_policy([]), budget=12, n_solutions=99)[0]
+    assert 12 <= res.tokens <= 12 + 3 * 5  # may overshoot by one expansion's samples, never more
+
+
+def test_astar_heuristic_is_the_value_model_when_the_prm_cannot_tell():
+    flat = lambda reqs: [[0.5] * len(s) for _, s in reqs]  # noqa: E731 - a PRM that sees nothing
+    blind = _astar(scripted_policy([]), prm=flat, n_solutions=1)[0]
+    guided = _astar(scripted_policy([]), prm=flat, value_fn=scripted_prm, n_solutions=1)[0]
+    assert guided.steps == GOOD
+    assert blind.steps != GOOD  # ties broken by insertion order: the first (bad) children come first
+
+
+def test_astar_drops_repeated_children_but_counts_their_tokens():
+    def parrot(requests, k, keys):
+        return [[("3 + 4 = 7", 5, "line")] * k for _ in requests]
+
+    res = _astar(parrot, budget=60, max_steps=3)[0]
+    # each popped node has one distinct child: a chain of 3 steps, the last complete at the depth limit
+    assert res.expansions == 9 and res.tokens == 45 and res.completed == 1 and len(res.steps) == 3
+
+
+def test_mcts_follows_the_value_and_answers_by_visits():
+    from prm.search.mcts import mcts
+
+    calls = []
+    res = mcts(scripted_policy(calls), scripted_prm, 1, budget=200, expand=3)[0]
+    assert res.steps == GOOD and res.prediction == "14"
+    keys = [k for _, _, ks in calls for k in ks]
+    assert len(keys) == len(set(keys))
+    # The complete good answer (value 0.9) draws every later selection against the bad steps' 0.1: after max_idle
+    # selections in a row that find nothing to expand, the search ends before the budget.
+    assert res.tokens < 200 and len(calls) * 3 * 5 == res.tokens
+
+
+def test_mcts_backup_and_puct_by_hand():
+    from prm.search.mcts import TreeNode, backup, puct, select
+
+    root = TreeNode([], "r", expanded=True)
+    a = TreeNode(["a"], "r.0", parent=root, prior=0.5, value=0.9, visits=1, total=0.9)
+    b = TreeNode(["b"], "r.1", parent=root, prior=0.5, value=0.1, visits=1, total=0.1)
+    root.children = [a, b]
+    backup(root, 2, 1.0)
+    assert (root.visits, root.total) == (2, 1.0)
+    assert puct(root, a, 1.0) == pytest.approx(0.9 + 0.5 * 2**0.5 / 2)
+    assert select(root, 1.0) is a
+    assert select(root, 100.0) is a  # equal priors and visits: the value still decides
+    b.prior = 0.99
+    a.prior = 0.01
+    assert select(root, 100.0) is b  # a large c lets the prior win
+
+
+def test_mcts_stops_when_nothing_is_left_to_expand():
+    from prm.search.mcts import mcts
+
+    def one_answer(requests, k, keys):
+        return [[("The answer is 3.", 4, "answer")] * k for _ in requests]
+
+    res = mcts(one_answer, lambda reqs: [[0.7] * len(s) for _, s in reqs], 1, budget=10_000, expand=2, max_idle=4)[0]
+    assert res.expansions == 2 and res.prediction == "3"  # the root's one child is complete: the tree is solved
+
+
+@pytest.mark.parametrize("strategy", ["astar", "mcts"])
+def test_search_strategies_reject_bad_settings(strategy):
+    from prm.search.strategies import Strategy, run_strategy
+
+    with pytest.raises(ValueError):
+        run_strategy(Strategy(strategy, budget=0), scripted_policy([]), scripted_prm, None, 1)
+    with pytest.raises(ValueError, match="answer"):
+        run_strategy(Strategy(strategy, answer="nonsense"), scripted_policy([]), scripted_prm, None, 1)
+
+
+def test_search_time_limit_counts_the_problem_as_it_ended():
+    from prm.search.strategies import Strategy, run_strategy
+
+    for name in ("beam", "astar", "mcts"):
+        res = run_strategy(Strategy(name), scripted_policy([]), scripted_prm, None, 2, expired=lambda p: p == 1)
+        assert res[1].timed_out and res[1].prediction is None and res[1].tokens == 0
+        assert not res[0].timed_out and res[0].prediction == "14"
+
+
+@pytest.mark.parametrize("strategy", ["astar", "mcts"])
+def test_search_command_runs_astar_and_mcts_on_tiny_models(
+    tmp_path, tiny_model_dir, tiny_prm_dir, tiny_problems, strategy
+):
+    out = tmp_path / strategy
+    args = ["search", "--problems", str(tiny_problems), "--prm", str(tiny_prm_dir), "--policy", str(tiny_model_dir)]
+    args += ["--output", str(out), "--strategy", strategy, "--value", str(tiny_prm_dir), "--budget", "30"]
+    args += ["--expand", "2", "--max_steps", "3", "--max_step_tokens", "6", "--progress", "false"]
+    assert cli.main(args) == 0
+    summary = json.loads((out / "search.json").read_text())
+    assert summary["strategy"] == strategy and summary["problems"] == 3
+    # the random model's 6-token steps hit the step limit and end there: the search stops early, never past the budget
+    # by more than one expansion
+    assert 0 < summary["tokens_per_problem"] <= 30 + 2 * 6
+    assert read_records(out / "search.jsonl")[0].meta["strategy"] == strategy

@@ -421,6 +421,10 @@ def test_unlabeled_tail_steps_are_left_out_without_changing_the_logits(tiny_mode
     assert counts["unlabeled_tail_steps_left_out"] == 2 and counts["truncated_steps"] == 0
     soft = TrainConfig(train="t", output="o", loss="soft")
     assert make_items([rec], tok, prm.tag_id, soft)[1]["no_signal"] == 1  # no values: nothing for a soft loss
+    valued = StepRecord(id="v", problem="Tom has 3 apples.", steps=steps[:3], values=[0.75, 0.0, None])
+    assert make_items([valued], tok, prm.tag_id, soft)[0][0].values == [0.75, 0.0]  # the Q-value: the share
+    best_of_k = TrainConfig(train="t", output="o", loss="soft", value_target="any")
+    assert make_items([valued], tok, prm.tag_id, best_of_k)[0][0].values == [1.0, 0.0]  # 1 where any rollout reached it
 
 
 def test_bf16_training_on_frozen_bf16_weights_runs_and_learns_something(tmp_path, tiny_model_dir):

@@ -12,7 +12,7 @@ import torch
 from prm.bench import row
 from prm.generate import GenerateConfig, build_prompt
 from prm.generate import run as generate_run
-from prm.models import load
+from prm.models import bf16_autocast, load
 from prm.records import read_records
 from prm.synth import SynthConfig
 from prm.synth import run as synth_run
@@ -28,7 +28,7 @@ def reference_generate(
     t0 = time.perf_counter()
     for prompt in prompts:
         ids = tok([prompt] * n, return_tensors="pt", add_special_tokens=False).input_ids
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.no_grad(), bf16_autocast("cpu", bf16):
             out = model.generate(
                 ids, do_sample=True, temperature=0.8, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id
             )

@@ -27,8 +27,12 @@ class ReliabilityBin:
     count: int
 
 
-def reliability_bins(probs: Sequence[float], labels: Sequence[bool], n_bins: int = 10) -> list[ReliabilityBin]:
-    """`n_bins` equal-width bins over [0, 1]; probabilities outside [0, 1] (or NaN) raise ValueError.
+def reliability_bins(
+    probs: Sequence[float], labels: Sequence[bool] | Sequence[float], n_bins: int = 10
+) -> list[ReliabilityBin]:
+    """`n_bins` equal-width bins over [0, 1]; probabilities outside [0, 1] (or NaN) raise ValueError. `labels` are
+    outcomes (bools) or observed shares in [0, 1] (e.g. of rollouts that reached the answer): a bin's `accuracy` is
+    their mean either way.
 
     >>> [(b.count, b.accuracy) for b in reliability_bins([0.05, 0.15, 1.0], [False, True, True], n_bins=2)]
     [(2, 0.5), (1, 1.0)]
@@ -36,15 +40,17 @@ def reliability_bins(probs: Sequence[float], labels: Sequence[bool], n_bins: int
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
     p = np.asarray(probs, dtype=np.float64).reshape(-1)
-    y = np.asarray(labels, dtype=bool).reshape(-1)
+    y = np.asarray(labels, dtype=np.float64).reshape(-1)
     if p.shape != y.shape:
         raise ValueError(f"{p.size} probabilities but {y.size} labels")
     if p.size and not ((p >= 0) & (p <= 1)).all():  # also catches NaN
         raise ValueError("probabilities must lie in [0, 1]; calibrate scores that are not probabilities first")
+    if y.size and not ((y >= 0) & (y <= 1)).all():
+        raise ValueError("targets must lie in [0, 1]")
     index = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
     counts = np.bincount(index, minlength=n_bins)
     conf = np.bincount(index, weights=p, minlength=n_bins)
-    hits = np.bincount(index, weights=y.astype(np.float64), minlength=n_bins)
+    hits = np.bincount(index, weights=y, minlength=n_bins)
     out = []
     for b in range(n_bins):
         n = int(counts[b])
@@ -60,7 +66,7 @@ def reliability_bins(probs: Sequence[float], labels: Sequence[bool], n_bins: int
     return out
 
 
-def ece(probs: Sequence[float], labels: Sequence[bool], n_bins: int = 10) -> float:
+def ece(probs: Sequence[float], labels: Sequence[bool] | Sequence[float], n_bins: int = 10) -> float:
     """Expected calibration error: sum over equal-width bins of (share of steps in the bin) * |accuracy - confidence|.
     0 for a perfectly calibrated score; raises ValueError for no steps."""
     bins = reliability_bins(probs, labels, n_bins)
@@ -74,7 +80,13 @@ def _ece_of(bins: Sequence[ReliabilityBin]) -> float:
     return float(sum(b.count * abs(b.accuracy - b.confidence) for b in bins if b.count) / total) if total else 0.0
 
 
-def reliability_plot(bins: Sequence[ReliabilityBin], path: str | os.PathLike, title: str = "Reliability") -> None:
+def reliability_plot(
+    bins: Sequence[ReliabilityBin],
+    path: str | os.PathLike,
+    title: str = "Reliability",
+    xlabel: str = "predicted P(step correct)",
+    ylabel: str = "share of correct steps",
+) -> None:
     """Write a reliability diagram as PNG: accuracy per bin against the diagonal, each bin's step count at its foot.
 
     The Agg canvas is used directly (no pyplot, no global backend switch), so it works headless and in threads;
@@ -109,7 +121,7 @@ def reliability_plot(bins: Sequence[ReliabilityBin], path: str | os.PathLike, ti
             ax.annotate(str(b.count), ((b.lo + b.hi) / 2, 0.01), ha="center", va="bottom", fontsize=7)
     total = sum(b.count for b in bins)
     gap = _ece_of(bins)
-    ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="predicted P(step correct)", ylabel="share of correct steps")
+    ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel=xlabel, ylabel=ylabel)
     ax.set_title(f"{title}\nECE {gap:.3f}, {total} steps")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()

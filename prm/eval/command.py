@@ -10,6 +10,9 @@ The input is a scored file (`prm.score`: `meta["scores"]`, one per step). The re
 - `processbench`: ProcessBench's first-error F1 at a threshold chosen on `--val` (or, without it, on the input
   itself: `in_sample` true, an optimistic figure);
 - `calibration`: ECE and a reliability plot PNG beside the output, only when every score is a probability;
+- `values`: where steps carry `values` (shares of rollouts that reached the answer, from `prm label --method mc`),
+  the scores' calibration as values: ECE, mean absolute error and a `<name>.values.png` reliability plot, also
+  for the rollout-valued steps alone (a Q-value model's check against fresh rollouts of held-out prefixes);
 - `floor`: the same AUROC figures for the position-only score, fitted on `--train` (or, without it, on the input:
   `in_sample` true, a floor that is if anything too high).
 
@@ -102,10 +105,11 @@ def evaluate(
     threshold: float | None = None,
     bins: int = 10,
     plot: str | os.PathLike | None = None,
+    values_plot: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """The report of `prm eval` as a dict (see the module docstring). `val` is (records, scores) of a scored
-    validation split; `plot` is where the reliability PNG goes (None: no plot). Raises ValueError when no step of
-    `records` is labeled."""
+    validation split; `plot` is where the reliability PNG goes, `values_plot` that of the values' calibration
+    (None: no plot). Raises ValueError when no step of `records` is labeled."""
     notes: list[str] = []
     s, y = labeled_steps(records, scores)
     if not y.size:
@@ -197,8 +201,59 @@ def evaluate(
         "step_auroc": _maybe(lambda: auroc(floor_s, floor_y), [], "floor step AUROC"),
         "first_error_auroc": first_error_auroc(records, floor_scores),
     }
+    report["values"] = value_report(records, scores, bins, values_plot, report["scorer"]) if probabilities else None
     report["notes"] = notes
     return report
+
+
+def value_report(
+    records: Sequence[StepRecord],
+    scores: Sequence[Sequence[float]],
+    bins: int,
+    plot: str | os.PathLike | None,
+    scorer: Any = None,
+) -> dict[str, Any] | None:
+    """Calibration of the scores as values: against each step's `values` (the share of rollouts that reached the
+    answer, e.g. `prm label --method mc` with fresh rollouts of held-out prefixes), the ECE, the mean absolute
+    error and a reliability plot; separately for the steps whose value came from rollouts (not an answer line,
+    whose value is exact). None when no step has a value."""
+    s, v, rolled = [], [], []
+    for r, xs in zip(records, scores, strict=True):
+        outcomes = r.meta.get("label", {}).get("outcomes") if isinstance(r.meta.get("label"), dict) else None
+        for i, (x, val) in enumerate(zip(xs, r.values, strict=False)):
+            if val is None:
+                continue
+            s.append(x)
+            v.append(val)
+            rolled.append(outcomes[i] is not None if isinstance(outcomes, list) and i < len(outcomes) else True)
+    if not s:
+        return None
+    bin_list = reliability_bins(s, v, bins)
+    rs = [x for x, k in zip(s, rolled, strict=True) if k]
+    rv = [x for x, k in zip(v, rolled, strict=True) if k]
+    out = {
+        "steps": len(s),
+        "ece": ece(s, v, bins),
+        "mae": sum(abs(a - b) for a, b in zip(s, v, strict=True)) / len(s),
+        "rollout_steps": len(rs),
+        "ece_rollout_steps": ece(rs, rv, bins) if rs else None,
+        "mae_rollout_steps": sum(abs(a - b) for a, b in zip(rs, rv, strict=True)) / len(rs) if rs else None,
+        "plot": None,
+        "bins": [
+            {"lo": b.lo, "hi": b.hi, "confidence": b.confidence, "value": b.accuracy, "count": b.count}
+            for b in bin_list
+        ],
+    }
+    if plot is not None:
+        reliability_plot(
+            bin_list,
+            plot,
+            title=f"Values of {scorer or 'scores'} against rollouts",
+            xlabel="predicted value (chance of reaching the answer)",
+            ylabel="share of rollouts that reached it",
+        )
+        out["plot"] = Path(plot).name
+    return out
 
 
 def _fmt(x: float | None) -> str:
@@ -229,6 +284,11 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| ProcessBench F1 @ {pb['threshold']:.4g} (threshold on {where}) | {_fmt(pb['f1'])} | – |")
     if report["calibration"] is not None:
         lines.append(f"| ECE | {_fmt(report['calibration']['ece'])} | – |")
+    if report.get("values"):
+        v = report["values"]
+        lines.append(f"| ECE against values ({v['steps']} steps) | {_fmt(v['ece'])} | – |")
+        if v["rollout_steps"] and v["rollout_steps"] < v["steps"]:
+            lines.append(f"| … steps valued by rollouts ({v['rollout_steps']}) | {_fmt(v['ece_rollout_steps'])} | – |")
     lines.append(f"\nPosition floor fitted on {floor_from}.")
     return "\n".join(lines)
 
@@ -245,8 +305,18 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     out = Path(cfg.output)
     stem = out.name[: -len(out.suffix)] if out.suffix else out.name
     plot = out.with_name(stem + ".reliability.png")
+    values_plot = out.with_name(stem + ".values.png")
     try:
-        report = evaluate(records, scores, train=train, val=val, threshold=cfg.threshold, bins=cfg.bins, plot=plot)
+        report = evaluate(
+            records,
+            scores,
+            train=train,
+            val=val,
+            threshold=cfg.threshold,
+            bins=cfg.bins,
+            plot=plot,
+            values_plot=values_plot,
+        )
     except ValueError as e:
         raise RecordError(cfg.input, None, "labels", str(e)) from None
     report = {"input": cfg.input, "train": cfg.train, "val": cfg.val} | report
@@ -257,5 +327,8 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     print(markdown(report))
     for note in report["notes"]:
         print(f"note: {note}")
-    print(f"prm eval: report in {out}" + (f", reliability plot in {plot}" if report["calibration"] else ""))
+    plots = ([f"reliability plot in {plot}"] if report["calibration"] else []) + (
+        [f"values plot in {values_plot}"] if report["values"] else []
+    )
+    print(f"prm eval: report in {out}" + "".join(f", {x}" for x in plots))
     return report

@@ -31,7 +31,7 @@ from prm.config import save_config
 from prm.fileio import atomic_write
 from prm.fit.rows import epoch_batches, packs
 from prm.fit.state import load_state, save_state
-from prm.models import frozen_linears_to_bf16
+from prm.models import frozen_linears_to_bf16, use_bf16
 
 
 @dataclass
@@ -92,7 +92,8 @@ def accelerator(cfg):
     # the rounds of prm improve) may ask for another precision. The process-group part (PartialState) is kept for
     # multi-process launches.
     AcceleratorState._reset_state(reset_partial_state=False)
-    acc = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no", gradient_accumulation_steps=cfg.grad_accum)
+    bf16 = use_bf16(cfg.bf16, "cuda" if torch.cuda.is_available() else "cpu")  # fp32 where bf16 is emulated
+    acc = Accelerator(mixed_precision="bf16" if bf16 else "no", gradient_accumulation_steps=cfg.grad_accum)
     if sharded(acc) and cfg.save_every:
         # our resumable state saves the optimizer from the main process, which under FSDP holds only its shard
         raise ValueError("save_every must be 0 under FSDP: mid-run resumable checkpoints are single-process/DDP only")
@@ -108,7 +109,7 @@ def sharded(acc) -> bool:
 def setup_model(backbone, cfg, acc) -> None:
     """The speed settings of a backbone about to be trained: bf16 frozen linears, the attention kernel and gradient
     checkpointing (call after LoRA is applied, so that only frozen layers are converted)."""
-    if cfg.bf16 and acc.device.type in ("cpu", "cuda") and not sharded(acc):
+    if use_bf16(cfg.bf16, acc.device.type) and acc.device.type in ("cpu", "cuda") and not sharded(acc):
         # Every forward pass of training and evaluation runs under bf16 autocast here. Under FSDP the parameters
         # stay as loaded: sharding mixed-dtype parameters has not been tried on GPUs yet.
         frozen_linears_to_bf16(backbone)

@@ -29,7 +29,7 @@ from prm.eval.metrics import pad_scores
 from prm.fit.rows import Row, length_batches, packs
 from prm.model.encode import Encoded, encode
 from prm.model.prm import PRM, collate, collate_shared
-from prm.models import bf16_autocast, frozen_linears_to_bf16
+from prm.models import bf16_autocast, frozen_linears_to_bf16, use_bf16
 from prm.records import read_records, write_records
 from prm.score import attach_scores
 
@@ -117,7 +117,8 @@ class PRMScorer:
         from prm.model.io import load
 
         prm, tok = load(folder)
-        if kw.get("bf16") and next(prm.parameters()).device.type in ("cpu", "cuda"):
+        kind = next(prm.parameters()).device.type
+        if kw.get("bf16") and kind in ("cpu", "cuda") and use_bf16(True, kind):
             # this scorer owns the model and runs it under bf16 autocast, which these devices have
             frozen_linears_to_bf16(prm)
         return cls(prm, tok, **kw)

@@ -18,11 +18,11 @@ child index), so results do not depend on batching.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from prm.answers import extract_answer
 from prm.bon.select import aggregate
+from prm.search.steps import SampleFn, ScoreFn, SearchResult, child_of
 
 
 @dataclass
@@ -35,24 +35,9 @@ class Beam:
     key: str = ""
 
 
-@dataclass
-class SearchResult:
-    problem_index: int
-    steps: list[str] = field(default_factory=list)  # the chosen solution ([] when nothing completed)
-    scores: list[float] = field(default_factory=list)
-    prediction: str | None = None
-    tokens: int = 0  # every token sampled for this problem
-    expansions: int = 0  # policy samples drawn
-    finished: list[Beam] = field(default_factory=list)  # complete solutions that survived a selection
-
-    @property
-    def completed(self) -> int:
-        return len(self.finished)
-
-
 def search(
-    sample_fn: Callable[[list[tuple[int, list[str]]], int, list[str]], list[list[tuple[str, int, str]]]],
-    score_fn: Callable[[list[tuple[int, list[str]]]], list[list[float]]],
+    sample_fn: SampleFn,
+    score_fn: ScoreFn,
     n_problems: int,
     *,
     strategy: str = "beam",
@@ -61,13 +46,13 @@ def search(
     max_steps: int = 8,
     how: str = "last",
     on_depth: Callable[[int, int], None] | None = None,
+    expired: Callable[[int], bool] | None = None,
 ) -> list[SearchResult]:
     """Search every problem at once (one sampling call and one scoring call per depth).
 
-    sample_fn(requests, k, keys) -> per request k samples (text, tokens, stop), where a request is (problem index,
-    steps so far); score_fn(requests) -> step scores of each (problem index, steps). `how` ranks partial
-    solutions: `last` (the PRM's judgement of the newest step, as a prefix score) or min/prod/mean over the steps;
-    the final pick among complete solutions uses the same aggregate.
+    sample_fn and score_fn as in `prm.search.steps`. `how` ranks partial solutions: `last` (the PRM's judgement
+    of the newest step, as a prefix score) or min/prod/mean over the steps; the final pick among complete solutions
+    uses the same aggregate. `expired(problem)` true stops that problem's search where it is (a time limit).
     """
     if strategy not in ("beam", "dvts"):
         raise ValueError(f"strategy must be beam or dvts, got {strategy!r}")
@@ -79,6 +64,10 @@ def search(
     ]
     results = [SearchResult(p) for p in range(n_problems)]
     for depth in range(max_steps):
+        if expired:
+            for p in {p for p, _ in live if expired(p)}:
+                results[p].timed_out = True
+            live = [(p, b) for p, b in live if not results[p].timed_out]
         if not live:
             break
         k = keep * expand if depth == 0 else expand  # roots expand wider: every depth samples about as much
@@ -86,15 +75,13 @@ def search(
         children: list[tuple[int, Beam]] = []
         for (p, parent), samples in zip(live, outs, strict=True):
             res = results[p]
-            for j, (text, tokens, stop) in enumerate(samples):
-                res.tokens += tokens
+            for j, sample in enumerate(samples):
+                res.tokens += sample[1]
                 res.expansions += 1
-                lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
-                if not lines:
-                    continue  # an empty continuation adds nothing to search from
-                steps = parent.steps + lines
-                done = stop != "line" or extract_answer(lines[-1]) is not None or depth == max_steps - 1
-                children.append((p, Beam(steps, done=done, group=parent.group, key=f"{parent.key}.{j}")))
+                child = child_of(parent.steps, sample, max_steps)
+                if child is not None:
+                    done = child.done or depth == max_steps - 1
+                    children.append((p, Beam(child.steps, done=done, group=parent.group, key=f"{parent.key}.{j}")))
         if children:
             scores = score_fn([(p, b.steps) for p, b in children])
             for (_, b), s in zip(children, scores, strict=True):
@@ -115,32 +102,5 @@ def search(
     for res in results:
         if res.finished:
             best = max(res.finished, key=lambda b: b.score)
-            res.steps, res.scores = best.steps, best.scores
-            res.prediction = extract_answer(best.steps[-1])
+            res.choose(best.steps, best.scores)
     return results
-
-
-def model_sampler(model, tokenizer, problems: Sequence[str], params, shots, system):
-    """A `sample_fn` over a causal LM: the policy's prompt with the steps so far, one line per sample."""
-    from prm.generate.prompt import build_prompt
-    from prm.generate.sampler import sample
-
-    line_params = replace(params, stop_at="line")
-
-    def fn(requests, k, keys):
-        prompts = [
-            build_prompt(tokenizer, problems[p], shots=shots, system=system, prefix=steps) for p, steps in requests
-        ]
-        out = sample(model, tokenizer, prompts, k, line_params, keys=keys)
-        return [[(s.text, s.tokens, s.stop) for s in row] for row in out]
-
-    return fn
-
-
-def prm_scorer_fn(scorer, problems: Sequence[str]):
-    """A `score_fn` over a `PRMScorer`."""
-
-    def fn(requests):
-        return scorer.score_batch([(problems[p], steps) for p, steps in requests])
-
-    return fn

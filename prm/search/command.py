@@ -1,6 +1,8 @@
-"""`prm search`: PRM-guided beam search (or DVTS) over the policy's steps, against best-of-N at equal tokens.
+"""`prm search`: PRM-guided search over the policy's steps (beam, DVTS, A*, MCTS), against best-of-N at equal tokens.
 
     prm search --problems problems.jsonl --prm runs/prm --strategy beam --width 4 --expand 4 --output runs/search
+    prm search ... --strategy astar --value runs/qvalue --budget 1000   # best-first, f = g + lambda * Q
+    prm search ... --strategy mcts --value runs/qvalue --budget 1000    # PUCT, the Q-value model at the leaves
     prm search ... --pool runs/bon/pool.scored.jsonl     # also best-of-N from that pool at the same token budget
 
 Writes into `output`: search.jsonl (the chosen solution per problem as a trace record, with its step scores,
@@ -30,11 +32,33 @@ class SearchConfig:
     problems: str = option(help="problems with a gold answer (e.g. from prm synth)")
     prm: str = option(help="a PRM folder written by prm train")
     output: str = option(help="folder for search.jsonl, search.json and config.yaml")
-    strategy: str = option("beam", "beam (keep the best `width` overall) or dvts (`width` subtrees of one beam)")
+    strategy: str = option(
+        "beam",
+        "beam (keep the best `width` overall), dvts (`width` subtrees of one beam), astar (best-first on "
+        "g + lambda * Q) or mcts (PUCT with the Q-value model at the leaves)",
+    )
     width: int = option(4, "beams kept per problem (beam) or independent subtrees (dvts)")
-    expand: int = option(4, "next steps sampled per live beam at each depth")
+    expand: int = option(
+        4, "next steps sampled per live beam (beam, dvts), popped node (astar) or expanded node (mcts)"
+    )
     max_steps: int = option(8, "depth limit: steps per solution at most")
-    rank_by: str = option("last", "PRM aggregate that ranks partial solutions: last, min, prod or mean")
+    rank_by: str = option(
+        "last", "PRM aggregate that ranks partial solutions (beam, dvts) or A*'s g: last, min, prod or mean"
+    )
+    value: str | None = option(
+        None, "the Q-value model (prm train --loss soft on mc values) for astar's h and mcts's leaves; null: the PRM"
+    )
+    budget: int = option(1000, "astar, mcts: sampled tokens per problem at which the search stops")
+    lam: float = option(1.0, "astar: weight of the Q-value, f = g + lam * h")
+    n_solutions: int = option(16, "astar: stop once this many solutions are complete")
+    answer: str | None = option(
+        None, "astar: best (default) or vote; mcts: visits (default, the most visited path), best or vote"
+    )
+    c_puct: float = option(1.0, "mcts: exploration constant")
+    prior: str = option("policy", "mcts: policy (each step's mean token log-probability) or uniform (UCT)")
+    timeout_s: float | None = option(
+        None, "seconds a problem may stay in search (all are searched together); one that hits it counts as it ended"
+    )
     pool: str | None = option(None, "a scored best-of-N pool of the same problems (prm bon's pool.scored.jsonl)")
     bon_trials: int = option(200, "random draws for the best-of-N comparison")
     limit: int | None = option(None, "search only the first `limit` problems")
@@ -55,12 +79,21 @@ class SearchConfig:
     progress: bool = option(True, "a line per depth on stderr")
 
     def __post_init__(self):
-        if self.strategy not in ("beam", "dvts"):
-            raise ValueError("strategy must be beam or dvts")
+        if self.strategy not in ("beam", "dvts", "astar", "mcts"):
+            raise ValueError("strategy must be beam, dvts, astar or mcts")
         if self.rank_by not in AGGREGATES:
             raise ValueError(f"rank_by must be one of {', '.join(AGGREGATES)}")
         if min(self.width, self.expand, self.max_steps, self.max_step_tokens, self.bon_trials) < 1:
             raise ValueError("width, expand, max_steps, max_step_tokens and bon_trials must be >= 1")
+        if min(self.budget, self.n_solutions) < 1 or self.c_puct < 0:
+            raise ValueError("budget and n_solutions must be >= 1 and c_puct >= 0")
+        answers = {"astar": ("best", "vote"), "mcts": ("visits", "best", "vote")}.get(self.strategy, ())
+        if self.answer is not None and self.answer not in answers:
+            raise ValueError(f"answer of {self.strategy} must be one of {', '.join(answers) or 'none (leave it null)'}")
+        if self.prior not in ("policy", "uniform"):
+            raise ValueError("prior must be policy or uniform")
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise ValueError("timeout_s must be > 0 (or null)")
 
 
 def bon_at_tokens(pool_path: str, problem_ids: list[str], tokens_per_problem: float, trials: int, seed: int) -> dict:
@@ -91,7 +124,8 @@ def run(cfg: SearchConfig) -> dict:
     from prm.generate.sampler import SamplingParams, weights_dtype
     from prm.models import load
     from prm.score.prm_scorer import PRMScorer
-    from prm.search.beam import model_sampler, prm_scorer_fn, search
+    from prm.search.steps import model_sampler, prm_scorer_fn
+    from prm.search.strategies import Strategy, run_strategy
 
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -107,20 +141,39 @@ def run(cfg: SearchConfig) -> dict:
     texts = [p.problem for p in problems]
     system, shots = policy_prompt(cfg.policy, cfg.system, cfg.shots)
 
-    def on_depth(depth: int, live: int) -> None:
-        if cfg.progress:
-            print(f"prm search: depth {depth}: {live} live beams ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    value = prm_scorer_fn(PRMScorer.from_pretrained(cfg.value, bf16=cfg.bf16), texts) if cfg.value else None
+    what = "depth" if cfg.strategy in ("beam", "dvts") else "round"
 
-    results = search(
-        model_sampler(model, tok, texts, params, shots, system),
-        prm_scorer_fn(scorer, texts),
-        len(problems),
-        strategy=cfg.strategy,
+    def on_round(k: int, live: int) -> None:
+        if cfg.progress:
+            print(f"prm search: {what} {k}: {live} live ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+
+    start = time.perf_counter()
+
+    def expired(_: int) -> bool:
+        return cfg.timeout_s is not None and time.perf_counter() - start > cfg.timeout_s
+
+    strategy = Strategy(
+        cfg.strategy,
         width=cfg.width,
         expand=cfg.expand,
+        budget=cfg.budget,
         max_steps=cfg.max_steps,
-        how=cfg.rank_by,
-        on_depth=on_depth,
+        rank_by=cfg.rank_by,
+        lam=cfg.lam,
+        n_solutions=cfg.n_solutions,
+        answer=cfg.answer or "",
+        c_puct=cfg.c_puct,
+        prior=cfg.prior,
+    )
+    results = run_strategy(
+        strategy,
+        model_sampler(model, tok, texts, params, shots, system),
+        prm_scorer_fn(scorer, texts),
+        value,
+        len(problems),
+        expired=expired,
+        on_round=on_round,
     )
     records = []
     for p, res in zip(problems, results, strict=True):
@@ -132,6 +185,7 @@ def run(cfg: SearchConfig) -> dict:
             "tokens": res.tokens,
             "completed": res.completed,
             "expansions": res.expansions,
+            "timed_out": res.timed_out,
             "strategy": cfg.strategy,
         }
         steps = res.steps or ["(no complete solution)"]
@@ -150,6 +204,7 @@ def run(cfg: SearchConfig) -> dict:
         "accuracy": sum(r.meta["correct"] for r in records) / len(records),
         "tokens_per_problem": tokens,
         "completed_per_problem": sum(r.completed for r in results) / len(results),
+        "timed_out": sum(r.timed_out for r in results),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     if cfg.pool:
@@ -158,8 +213,13 @@ def run(cfg: SearchConfig) -> dict:
         )
     with atomic_write(out / "search.json") as f:
         json.dump(summary, f, indent=2)
+    shape = (
+        f"width {cfg.width} x expand {cfg.expand}"
+        if cfg.strategy in ("beam", "dvts")
+        else f"budget {cfg.budget} tokens, expand {cfg.expand}"
+    )
     line = (
-        f"prm search ({cfg.strategy}, width {cfg.width} x expand {cfg.expand}): accuracy "
+        f"prm search ({cfg.strategy}, {shape}): accuracy "
         f"{summary['accuracy']:.1%} on {len(problems)} problems, {tokens:.0f} tokens per problem"
     )
     if cfg.pool:

@@ -33,6 +33,11 @@ class TrainConfig:
     )
     loss: Literal["hard", "soft", "both"] = option("hard", "labels (BCE), values (BCE on soft targets), or both")
     soft_weight: float = option(0.5, "weight of the soft loss when loss=both")
+    value_target: Literal["mean", "any"] = option(
+        "mean",
+        "what the soft loss learns from `values` (shares of rollouts reaching the answer): mean, the share itself "
+        "(a Q-value); any, 1 where any rollout reached it (the best of K completions)",
+    )
     last_step_only: bool = option(False, "train on the last step's label only (the outcome-reward baseline)")
     lora: bool = option(True, "LoRA (peft) on lora_targets; false = full fine-tuning")
     lora_r: int = option(16, "LoRA rank")

@@ -47,6 +47,8 @@ def make_items(records: list[StepRecord], tok, tag_id: int, cfg: TrainConfig) ->
         dropped_steps += enc.dropped
         labels = [None if x is None else float(x) for x in r.labels[: enc.kept]]
         values = list(r.values[: enc.kept])
+        if cfg.value_target == "any":
+            values = [None if v is None else float(v > 0) for v in values]
         if cfg.last_step_only:
             # Outcome supervision: one label per solution, on its last step, saying whether the answer is right.
             outcome = r.meta.get("correct", all(x is not False for x in r.labels))

@@ -1,0 +1,81 @@
+"""The config of `prm compare`."""
+
+from __future__ import annotations
+
+from prm.bon.select import AGGREGATES
+from prm.config import config, option
+from prm.generate.prompt import Shot
+
+STRATEGIES = ("bon", "beam", "dvts", "astar", "mcts")
+
+
+@config("compare")
+class CompareConfig:
+    problems: str = option(help="held-out problems with a gold answer (and gold steps: their count splits easy/hard)")
+    prm: str = option(help="the PRM (a prm train folder): step scores for best-of-N, beam, DVTS and A*'s g")
+    output: str = option(help="folder for compare.json, compare.md, compare.png, every unit's results; reruns resume")
+    value: str | None = option(
+        None, "the Q-value model (prm train --loss soft on mc values): A*'s h and MCTS's leaf value; null: the PRM"
+    )
+    policy: str = option("smollm2-135m", "policy: a local folder, a hub id, or smollm2-135m (the embedded model)")
+    strategies: tuple[str, ...] = option(STRATEGIES, "strategies to compare: bon, beam, dvts, astar, mcts")
+    budgets: tuple[int, ...] = option(
+        (4, 8, 16, 32), "budgets in samples' tokens: k means k times the mean tokens of one full sample"
+    )
+    limit: int | None = option(None, "use only the first `limit` problems")
+    hard_steps: int = option(4, "problems whose gold solution has at least this many steps are reported as hard")
+    timeout_s: float | None = option(
+        None,
+        "seconds a problem may stay in one unit's search (problems are searched together: the unit's wall time while "
+        "the problem is active); a problem that hits it ends there and counts as it ended (wrong without an answer)",
+    )
+    max_steps: int = option(8, "steps per solution at most (search depth)")
+    beam_rank_by: str = option("last", "beam and DVTS: PRM aggregate that ranks partial solutions")
+    astar_g: str = option("min", "A*: aggregate of the PRM's step scores along the path (min, mean, last or prod)")
+    astar_lambda: float = option(1.0, "A*: weight of the heuristic, f = g + lambda * h")
+    astar_expand: int = option(4, "A*: next steps sampled per popped node")
+    astar_answer: str = option("best", "A*: best (the complete solution of best f) or vote (total g per answer)")
+    mcts_c: float = option(1.0, "MCTS: exploration constant of PUCT")
+    mcts_prior: str = option("policy", "MCTS: policy (the step's mean token log-probability) or uniform (UCT)")
+    mcts_expand: int = option(4, "MCTS: next steps sampled per expanded node")
+    mcts_answer: str = option("visits", "MCTS: visits (most visited path), best (highest value) or vote")
+    bon_trials: int = option(200, "random draws of N from each pool for best-of-N")
+    max_new_tokens: int = option(160, "tokens per full sample at most (the best-of-N pool)")
+    max_step_tokens: int = option(64, "tokens per sampled step at most (search)")
+    temperature: float = option(0.8, "sampling temperature of the policy")
+    top_p: float = option(1.0, "nucleus sampling mass (1 = off)")
+    batch_size: int = option(64, "sequences decoded together")
+    seed: int = option(0, "seed of sampling")
+    bf16: bool = option(True, "bf16 weights and autocast for the policy and the scorers")
+    system: str | None = option(
+        None, "system message; null: the policy's own (a prm sft folder's), else the built-in line; \"\" for none"
+    )
+    shots: tuple[Shot, ...] | None = option(
+        None,
+        "worked examples (problem, solution); null: the policy's own (zero-shot for a prm sft folder), else two built-in ones; [] for none",
+    )
+    progress: bool = option(True, "a line per unit and a progress line per search round on stderr")
+
+    def __post_init__(self):
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if unknown or not self.strategies:
+            raise ValueError(f"strategies must be among {', '.join(STRATEGIES)}, got {list(self.strategies)}")
+        if not self.budgets or min(self.budgets) < 1:
+            raise ValueError("budgets must be >= 1")
+        if min(self.max_steps, self.astar_expand, self.mcts_expand, self.bon_trials, self.hard_steps) < 1:
+            raise ValueError("max_steps, astar_expand, mcts_expand, bon_trials and hard_steps must be >= 1")
+        if min(self.max_new_tokens, self.max_step_tokens, self.batch_size) < 1:
+            raise ValueError("max_new_tokens, max_step_tokens and batch_size must be >= 1")
+        for name in ("beam_rank_by", "astar_g"):
+            if getattr(self, name) not in AGGREGATES:
+                raise ValueError(f"{name} must be one of {', '.join(AGGREGATES)}")
+        if self.astar_answer not in ("best", "vote"):
+            raise ValueError("astar_answer must be best or vote")
+        if self.mcts_answer not in ("visits", "best", "vote"):
+            raise ValueError("mcts_answer must be visits, best or vote")
+        if self.mcts_prior not in ("policy", "uniform"):
+            raise ValueError("mcts_prior must be policy or uniform")
+        if self.mcts_c < 0 or self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ValueError("mcts_c and temperature must be >= 0 and top_p in (0, 1]")
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise ValueError("timeout_s must be > 0 (or null)")

@@ -1,0 +1,140 @@
+"""Compute-matched comparison of best-of-N and the search strategies: budgets, the runs, and their summaries.
+
+A budget is counted in samples' tokens: budget k means k times the mean generated tokens of one full sample from
+the best-of-N pool. Best-of-N spends it as N = k samples; A* and MCTS stop when their sampled tokens reach it; beam
+search and DVTS have no token stop, so k sets their shape (width x expand = k samples per depth, about k samples'
+tokens over a solution) and their real tokens are reported. Every row carries the tokens actually generated per
+problem, so the comparison is read on that axis, not on the nominal budget.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections.abc import Sequence
+
+from prm.answers import answers_equal
+from prm.bon.select import Candidate, majority, weighted_vote
+from prm.records import StepRecord
+from prm.search.steps import SearchResult
+from prm.search.strategies import Strategy
+
+
+def beam_shape(samples: int) -> tuple[int, int]:
+    """(width, expand) of beam search and DVTS for a budget of `samples` samples: width x expand = samples, the
+    width a power of two near its square root.
+
+    >>> [beam_shape(k) for k in (1, 2, 4, 8, 16, 32)]
+    [(1, 1), (1, 2), (2, 2), (2, 4), (4, 4), (4, 8)]
+    """
+    width = 2 ** (int(math.log2(max(samples, 1))) // 2)
+    return width, max(1, samples // width)
+
+
+def bootstrap_std(values: Sequence[float], n: int = 1000, seed: int = 0) -> float:
+    """Standard deviation of the mean when the problems are resampled with replacement (0 for fewer than two).
+
+    >>> bootstrap_std([1.0, 1.0, 1.0]), bootstrap_std([])
+    (0.0, 0.0)
+    """
+    if len(values) < 2:
+        return 0.0
+    rng = random.Random(seed)
+    means = [statistics.fmean(rng.choices(values, k=len(values))) for _ in range(n)]
+    return statistics.pstdev(means)
+
+
+def unit_strategy(strategy: str, samples: int, tokens_per_sample: float, cfg) -> Strategy:
+    """The strategy of one unit at a budget of `samples` samples' tokens (cfg: a CompareConfig)."""
+    budget = max(1, round(samples * tokens_per_sample))
+    if strategy in ("beam", "dvts"):
+        width, expand = beam_shape(samples)
+        return Strategy(strategy, width=width, expand=expand, max_steps=cfg.max_steps, rank_by=cfg.beam_rank_by)
+    if strategy == "astar":
+        # n_solutions = samples: never the binding limit before the budget (a full sample's tokens each)
+        return Strategy(
+            "astar",
+            expand=cfg.astar_expand,
+            budget=budget,
+            max_steps=cfg.max_steps,
+            rank_by=cfg.astar_g,
+            lam=cfg.astar_lambda,
+            n_solutions=max(samples, 1),
+            answer=cfg.astar_answer,
+        )
+    return Strategy(
+        strategy,
+        expand=cfg.mcts_expand,
+        budget=budget,
+        max_steps=cfg.max_steps,
+        c_puct=cfg.mcts_c,
+        prior=cfg.mcts_prior,
+        answer=cfg.mcts_answer,
+    )
+
+
+def unit_rows(results: Sequence[SearchResult], problems: Sequence[StepRecord]) -> list[dict]:
+    """One row per problem of a search unit: what it answered, whether that is right, what it spent."""
+    return [
+        {
+            "problem_id": p.id,
+            "prediction": r.prediction,
+            "correct": answers_equal(r.prediction, p.answer),
+            "tokens": r.tokens,
+            "expansions": r.expansions,
+            "completed": r.completed,
+            "timed_out": r.timed_out,
+            "steps": r.steps,
+            "scores": [round(x, 6) for x in r.scores],
+        }
+        for r, p in zip(results, problems, strict=True)
+    ]
+
+
+def summarize(values: Sequence[float], tokens: Sequence[float], hard: Sequence[bool], seed: int = 0) -> dict:
+    """Accuracy (mean of per-problem correctness), its bootstrap std over problems, tokens per problem, and the same
+    accuracy on the easy and the hard problems apart."""
+
+    def part(keep: bool | None) -> dict:
+        xs = [v for v, h in zip(values, hard, strict=True) if keep is None or h == keep]
+        return {"accuracy": statistics.fmean(xs) if xs else None, "std": bootstrap_std(xs, seed=seed), "n": len(xs)}
+
+    return {
+        "tokens": statistics.fmean(tokens) if tokens else 0.0,
+        "all": part(None),
+        "easy": part(False),
+        "hard": part(True),
+    }
+
+
+def search_summary(rows: Sequence[dict], hard: Sequence[bool], seed: int = 0) -> dict:
+    out = summarize([float(r["correct"]) for r in rows], [r["tokens"] for r in rows], hard, seed)
+    out["timed_out"] = sum(r["timed_out"] for r in rows)
+    out["no_answer"] = sum(r["prediction"] is None for r in rows)
+    return out
+
+
+def bon_summaries(
+    pools: Sequence[Sequence[Candidate]], hard: Sequence[bool], budgets: Sequence[int], trials: int, seed: int
+) -> dict[str, dict[int, dict]]:
+    """Best-of-N at N = each budget (capped at the pool size): the PRM-weighted vote ("bon") and majority vote,
+    per-problem accuracy averaged over `trials` random draws of N, then summarized like a search unit."""
+    size = min(len(p) for p in pools)
+    selectors = {"bon": weighted_vote, "majority": majority}
+    per_candidate = [statistics.fmean(c.tokens for c in p) for p in pools]
+    out: dict[str, dict[int, dict]] = {name: {} for name in selectors}
+    for budget in budgets:
+        n = min(budget, size)
+        rng = random.Random(seed)
+        runs = 1 if n == size else trials
+        per_problem = {name: [0.0] * len(pools) for name in selectors}
+        for _ in range(runs):
+            for i, pool in enumerate(pools):
+                draw = rng.sample(list(pool), n) if n < len(pool) else list(pool)
+                for name, fn in selectors.items():
+                    per_problem[name][i] += fn(draw) / runs
+        for name in selectors:
+            s = summarize(per_problem[name], [n * t for t in per_candidate], hard, seed)
+            out[name][budget] = s | {"n": n, "capped": budget > size}
+    return out

@@ -1,0 +1,106 @@
+"""What every search strategy shares: the sampled-step contract, turning a sample into a child, the result of one
+problem's search, and the adapters from a causal LM and a PRM to the two functions a search calls.
+
+A search never touches a model: it calls
+
+- `sample_fn(requests, k, keys) -> per request, k samples (text, tokens, stop, logprob)`, where a request is
+  (problem index, steps so far) and keys[i] seeds request i (so results do not depend on batching);
+- `score_fn(requests) -> per request, one score per step` (the PRM, or the Q-value model).
+
+Tests drive the strategies with scripted functions of the same shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from prm.answers import extract_answer
+
+Request = tuple[int, list[str]]
+SampleFn = Callable[[list[Request], int, list[str]], list[list[tuple]]]
+ScoreFn = Callable[[list[Request]], list[list[float]]]
+
+
+@dataclass
+class Child:
+    steps: list[str]
+    done: bool  # ends in an answer line, the end of turn, the token limit, or the depth limit
+    tokens: int
+    logprob: float = 0.0  # the policy's log-probability of the sampled text (PUCT priors use it)
+
+
+def child_of(parent: Sequence[str], sample: tuple, depth_limit: int) -> Child | None:
+    """The partial solution one sample makes: the parent's steps and the sample's non-empty lines; None when the
+    sample wrote nothing (nothing to search from). `depth_limit`: a child with this many steps is complete."""
+    text, tokens, stop = sample[:3]
+    logprob = sample[3] if len(sample) > 3 else 0.0
+    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    if not lines:
+        return None
+    steps = list(parent) + lines
+    done = stop != "line" or extract_answer(lines[-1]) is not None or len(steps) >= depth_limit
+    return Child(steps, done, tokens, logprob)
+
+
+@dataclass
+class SearchResult:
+    problem_index: int
+    steps: list[str] = field(default_factory=list)  # the chosen solution ([] when nothing completed)
+    scores: list[float] = field(default_factory=list)
+    prediction: str | None = None
+    tokens: int = 0  # every token sampled for this problem
+    expansions: int = 0  # policy samples drawn
+    finished: list = field(default_factory=list)  # complete solutions the search kept
+    timed_out: bool = False  # stopped by the per-problem time limit (counted as it ended, usually wrong)
+
+    @property
+    def completed(self) -> int:
+        return len(self.finished)
+
+    def choose(self, steps: list[str], scores: list[float]) -> None:
+        self.steps, self.scores = list(steps), list(scores)
+        self.prediction = extract_answer(steps[-1]) if steps else None
+
+
+def weighted_answer(solutions: Sequence[tuple[list[str], float]]) -> tuple[list[str], float] | None:
+    """The solution whose answer has the largest total weight among `solutions` ((steps, weight) pairs with an
+    answer), represented by its best-weighted member; None when none states an answer."""
+    totals: dict[str, float] = {}
+    best: dict[str, tuple[list[str], float]] = {}
+    for steps, w in solutions:
+        ans = extract_answer(steps[-1]) if steps else None
+        if ans is None:
+            continue
+        totals[ans] = totals.get(ans, 0.0) + w
+        if ans not in best or w > best[ans][1]:
+            best[ans] = (steps, w)
+    if not totals:
+        return None
+    return best[max(totals, key=lambda a: totals[a])]
+
+
+def model_sampler(model, tokenizer, problems: Sequence[str], params, shots, system) -> SampleFn:
+    """A `sample_fn` over a causal LM: the policy's prompt with the steps so far, one line per sample."""
+    from prm.generate.prompt import build_prompt
+    from prm.generate.sampler import sample
+
+    line_params = replace(params, stop_at="line")
+
+    def fn(requests, k, keys):
+        prompts = [
+            build_prompt(tokenizer, problems[p], shots=shots, system=system, prefix=steps) for p, steps in requests
+        ]
+        out = sample(model, tokenizer, prompts, k, line_params, keys=keys)
+        return [[(s.text, s.tokens, s.stop, s.logprob) for s in row] for row in out]
+
+    return fn
+
+
+def prm_scorer_fn(scorer, problems: Sequence[str]) -> ScoreFn:
+    """A `score_fn` over a `PRMScorer` (a PRM or a Q-value model: both score every step of a prefix)."""
+
+    def fn(requests):
+        return scorer.score_batch([(problems[p], steps) for p, steps in requests]) if requests else []
+
+    return fn

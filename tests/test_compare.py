@@ -1,0 +1,99 @@
+"""`prm compare`: the budget arithmetic and summaries (pure), best-of-N summaries on hand-made pools, and one tiny
+end-to-end run that resumes and refuses other settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from prm import cli
+from prm.bon.select import Candidate
+from prm.compare.core import beam_shape, bon_summaries, bootstrap_std, summarize, unit_strategy
+from prm.config import ConfigError
+
+
+def test_beam_shape_spends_the_budget_per_depth():
+    for k in (1, 2, 4, 8, 16, 32, 64):
+        w, e = beam_shape(k)
+        assert w * e == k and w <= e
+
+
+def test_bootstrap_std_grows_with_disagreement():
+    assert bootstrap_std([0.0, 1.0] * 8) > bootstrap_std([0.0] + [1.0] * 15) > 0
+
+
+def test_summarize_splits_easy_and_hard():
+    s = summarize([1.0, 0.0, 1.0, 1.0], [10, 20, 30, 40], [False, True, True, False])
+    assert s["tokens"] == 25 and s["all"]["accuracy"] == 0.75
+    assert s["easy"] == {"accuracy": 1.0, "std": 0.0, "n": 2} and s["hard"]["accuracy"] == 0.5
+
+
+def test_bon_summaries_vote_by_the_prm_and_cap_at_the_pool():
+    good, bad = Candidate("7", True, (0.9,), tokens=10), Candidate("6", False, (0.2,), tokens=10)
+    pools = [[good, bad, bad], [good, bad, bad]]
+    out = bon_summaries(pools, [False, True], [1, 3, 8], trials=400, seed=0)
+    assert out["bon"][3]["all"]["accuracy"] == 1.0  # 0.9 outweighs 0.2 + 0.2
+    assert out["majority"][3]["all"]["accuracy"] == 0.0  # two wrong answers agree
+    assert out["bon"][1]["all"]["accuracy"] == pytest.approx(1 / 3, abs=0.07)  # N = 1: a random candidate
+    assert out["bon"][8]["n"] == 3 and out["bon"][8]["capped"] and out["bon"][3]["tokens"] == 30
+
+
+def test_unit_strategy_turns_samples_into_tokens():
+    from prm.compare.config import CompareConfig
+
+    cfg = CompareConfig(problems="p", prm="m", output="o")
+    assert unit_strategy("astar", 8, 50.0, cfg).budget == 400
+    assert unit_strategy("mcts", 4, 12.5, cfg).budget == 50
+    s = unit_strategy("dvts", 16, 50.0, cfg)
+    assert (s.width, s.expand) == (4, 4)
+
+
+def test_config_rejects_unknown_strategies_and_bad_budgets():
+    from prm.compare.config import CompareConfig
+
+    with pytest.raises(ValueError, match="strategies"):
+        CompareConfig(problems="p", prm="m", output="o", strategies=("bon", "greedy"))
+    with pytest.raises(ValueError, match="budgets"):
+        CompareConfig(problems="p", prm="m", output="o", budgets=(0, 4))
+
+
+def test_compare_end_to_end_on_tiny_models(tmp_path, tiny_model_dir, tiny_prm_dir, tiny_problems, capsys):
+    out = tmp_path / "compare"
+    args = ["compare", "--problems", str(tiny_problems), "--prm", str(tiny_prm_dir), "--policy", str(tiny_model_dir)]
+    args += ["--output", str(out), "--budgets", "[1, 2]", "--hard_steps", "2", "--max_new_tokens", "12"]
+    args += ["--max_step_tokens", "6", "--max_steps", "3", "--astar_expand", "2", "--mcts_expand", "2"]
+    args += ["--progress", "false", "--bon_trials", "20"]
+    assert cli.main(args) == 0
+    summary = json.loads((out / "compare.json").read_text())
+    assert list(summary["units"]) == ["bon", "majority", "beam", "dvts", "astar", "mcts"]
+    assert summary["problems"] == 3 and summary["easy"] + summary["hard"] == 3
+    for name, units in summary["units"].items():
+        assert set(units) == {"1", "2"}, name
+        for u in units.values():
+            assert 0.0 <= u["all"]["accuracy"] <= 1.0 and u["tokens"] > 0
+    t = summary["tokens_per_sample"]
+    for name in ("astar", "mcts"):  # they stop at the budget, at most one expansion's samples over
+        assert summary["units"][name]["2"]["tokens"] <= 2 * t + 2 * 6
+    rows = [json.loads(x) for x in (out / "units" / "astar-2.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and {"correct", "tokens", "prediction", "timed_out"} <= set(rows[0])
+    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG" and "| budget" in (out / "compare.md").read_text()
+    printed = capsys.readouterr().out
+    assert "prm compare: 3 problems" in printed and "A*" in printed
+
+    # A rerun resumes: finished units are read, not searched again; a deleted unit is searched again alone.
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "units").iterdir()}
+    (out / "units" / "mcts-1.jsonl").unlink()
+    assert cli.main(args) == 0
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "units").iterdir()}
+    assert set(after) == set(stamps)
+    assert all(after[n] == stamps[n] for n in stamps if n != "mcts-1.jsonl")
+    assert json.loads((out / "compare.json").read_text())["units"] == summary["units"]  # same seeds, same result
+    with pytest.raises(ConfigError, match="other settings"):
+        from prm.compare import run
+        from prm.config import load_config
+        from prm.compare.config import CompareConfig
+
+        cfg = load_config(CompareConfig, out / "config.yaml")
+        run(dataclasses.replace(cfg, astar_lambda=2.0))
