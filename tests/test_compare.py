@@ -92,8 +92,8 @@ def test_compare_end_to_end_on_tiny_models(tmp_path, tiny_model_dir, tiny_prm_di
     assert json.loads((out / "compare.json").read_text())["units"] == summary["units"]  # same seeds, same result
     with pytest.raises(ConfigError, match="other settings"):
         from prm.compare import run
-        from prm.config import load_config
         from prm.compare.config import CompareConfig
+        from prm.config import load_config
 
         cfg = load_config(CompareConfig, out / "config.yaml")
         run(dataclasses.replace(cfg, astar_lambda=2.0))

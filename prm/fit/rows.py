@@ -83,20 +83,40 @@ def tree_rows(
     return ids, mask, pos, [t[2] for t in trees]
 
 
-def eager_mask(mask: torch.Tensor, backbone) -> torch.Tensor:
-    """A boolean tree mask (rows, 1, T, T) as the backbone's attention kernel takes it: SDPA takes booleans as they
-    are, eager attention adds its mask (0 where seen, the dtype's minimum elsewhere). Other kernels cannot take a
-    4D mask."""
-    kernel = getattr(backbone.config, "_attn_implementation", "sdpa")
-    if mask.dim() != 4:
-        return mask
-    if kernel not in ("sdpa", "eager"):
-        raise ValueError(f"shared rows need sdpa or eager attention, not {kernel!r}: set share_prefixes false")
+def _additive(mask: torch.Tensor, kernel: str) -> torch.Tensor:
     if kernel == "eager":
         return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(
             ~mask, torch.finfo(torch.float32).min
         )
     return mask
+
+
+def eager_mask(mask: torch.Tensor, backbone, position_ids: torch.Tensor | None = None):
+    """A boolean tree mask (rows, 1, T, T) as the backbone's attention kernel takes it: SDPA takes booleans as they
+    are, eager attention adds its mask (0 where seen, the dtype's minimum elsewhere). Other kernels cannot take a
+    4D mask.
+
+    A model with sliding-window attention (Mistral, the sliding layers of Gemma 2/3, Qwen2 with use_sliding_window)
+    builds the window into the mask it makes itself, and takes a 4D mask as given: so the window is applied here,
+    by position (a token sees an ancestor less than `sliding_window` positions back; with position ids set to the
+    depth in the tree, exactly what it would see in its own row). Where only some layers slide, the model gets one
+    mask per layer type (a dict, which these models accept). Without position ids a 4D mask is used as it is."""
+    kernel = getattr(backbone.config, "_attn_implementation", "sdpa")
+    if mask.dim() != 4:
+        return mask
+    if kernel not in ("sdpa", "eager"):
+        raise ValueError(f"shared rows need sdpa or eager attention, not {kernel!r}: set share_prefixes false")
+    cfg = backbone.config
+    cfg = getattr(cfg, "text_config", None) or cfg
+    window = getattr(cfg, "sliding_window", None)
+    types = set(getattr(cfg, "layer_types", None) or (["sliding_attention"] if window else ["full_attention"]))
+    if not window or "sliding_attention" not in types or position_ids is None:
+        return _additive(mask, kernel)
+    pos = position_ids.to(mask.device)
+    windowed = mask & ((pos[:, None, :, None] - pos[:, None, None, :]) < window)
+    if types == {"sliding_attention"}:
+        return _additive(windowed, kernel)
+    return {"full_attention": _additive(mask, kernel), "sliding_attention": _additive(windowed, kernel)}
 
 
 def length_batches(

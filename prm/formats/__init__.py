@@ -17,9 +17,9 @@ from typing import Any, Literal
 from prm.config import config, option, save_config
 from prm.formats import gsm8k, math_shepherd, prm800k, processbench, trl
 from prm.formats.base import WriteStats
-from prm.records import StepRecord, iter_records, write_records
+from prm.record import StepRecord, iter_records, write_records
 
-__all__ = ["FORMATS", "ConvertConfig", "Format", "WriteStats", "convert", "run"]
+__all__ = ["FORMATS", "ConvertConfig", "Format", "WriteStats", "convert", "detect_format", "run"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,33 @@ FORMATS: dict[str, Format] = {
     "processbench": Format("processbench", processbench.read, processbench.write, "ProcessBench earliest-error"),
     "gsm8k": Format("gsm8k", gsm8k.read, gsm8k.write, "GSM8K question and reference answer"),
 }
+
+# The fields that tell each layout apart (a dataset's first row is matched against them, in this order).
+_SIGNATURES: tuple[tuple[str, frozenset[str]], ...] = (
+    ("record", frozenset({"id", "problem", "steps"})),
+    ("processbench", frozenset({"problem", "steps", "label", "final_answer_correct"})),
+    ("trl", frozenset({"prompt", "completions", "labels"})),
+    ("math_shepherd", frozenset({"input", "label"})),
+    ("prm800k", frozenset({"question", "label"})),
+    ("gsm8k", frozenset({"question", "answer"})),
+)
+
+
+def detect_format(row: dict) -> str | None:
+    """The layout a row is in, by its fields; None when none fits. A canonical record has no `label` field, which
+    is what tells it from a ProcessBench row (both have `problem` and `steps`).
+
+    >>> detect_format({"prompt": "", "completions": [], "labels": []}), detect_format({"input": "", "label": ""})
+    ('trl', 'math_shepherd')
+    >>> detect_format({"id": "p", "problem": "", "steps": [], "label": 1, "final_answer_correct": True})
+    'processbench'
+    """
+    keys = set(row)
+    for name, fields in _SIGNATURES:
+        if fields <= keys and not (name == "record" and "label" in keys):
+            return name
+    return None
+
 
 # Spelled out for the config's type (a test checks it matches FORMATS).
 FormatName = Literal["record", "trl", "prm800k", "math_shepherd", "processbench", "gsm8k"]

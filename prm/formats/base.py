@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prm.records import RecordError, StepRecord, validate, write_jsonl
+from prm.record import RecordError, StepRecord, validate, write_jsonl
 
 _MISSING = object()
 _TYPE_NAMES = {str: "a string", bool: "true or false", int: "an integer", list: "a list", dict: "an object"}

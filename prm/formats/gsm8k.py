@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 
 from prm.checker import CALC_ANNOTATION
 from prm.formats.base import At, WriteStats, id_field, optional_id, write_lines
-from prm.records import StepRecord, iter_json_objects
+from prm.record import StepRecord, iter_json_objects
 
 PREFIX = "gsm8k"
 MARK = "#### "

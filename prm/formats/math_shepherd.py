@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from prm.formats.base import At, WriteStats, cut_at_null, id_field, optional_id, write_lines
-from prm.records import StepRecord, iter_json_objects
+from prm.record import StepRecord, iter_json_objects
 
 PREFIX = "math_shepherd"
 TAG = "ки"

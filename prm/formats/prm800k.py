@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from typing import Literal
 
 from prm.formats.base import At, WriteStats, write_lines
-from prm.records import StepRecord, iter_json_objects
+from prm.record import StepRecord, iter_json_objects
 
 PREFIX = "prm800k"
 FINISH_REASONS = ("solution", "found_error", "give_up", "bad_problem")

@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable, Iterator
 
 from prm.formats.base import At, WriteStats, write_lines
-from prm.records import StepRecord, iter_json_objects
+from prm.record import StepRecord, iter_json_objects
 
 SOURCE = "processbench"
 

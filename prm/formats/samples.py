@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from prm.formats import FORMATS
-from prm.records import StepRecord, write_records
+from prm.record import StepRecord, write_records
 
 RECORDS = [
     StepRecord(

@@ -119,7 +119,7 @@ class PRM(nn.Module):
         return original.weight if original is not None else head.weight
 
     def _hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        mask = eager_mask(batch["attention_mask"], self.backbone)
+        mask = eager_mask(batch["attention_mask"], self.backbone, batch.get("position_ids"))
         return decoder(self.backbone)(
             input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch.get("position_ids")
         ).last_hidden_state

@@ -55,7 +55,7 @@ class Imitation(nn.Module):
                 tgt += e.input_ids[e.start :]
         hidden = decoder(self.lm)(
             input_ids=ids.to(device),
-            attention_mask=eager_mask(mask.to(device), self.lm),
+            attention_mask=eager_mask(mask.to(device), self.lm, None if pos is None else pos.to(device)),
             position_ids=None if pos is None else pos.to(device),
         ).last_hidden_state
         h = hidden[torch.tensor(b_idx, device=device), torch.tensor(src, device=device)]  # (M, H)
