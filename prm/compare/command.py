@@ -28,8 +28,11 @@ from prm.config import ConfigError, check_resumable, save_config
 from prm.fileio import atomic_write
 from prm.records import read_records
 
-# Fields that change no output: a rerun with other values of these still resumes.
-FREE = {"batch_size", "progress"}
+# Fields a rerun may change and still resume: they change no finished output. A unit's results depend only on its
+# own strategy and budget and on the other settings, so a rerun may add or leave out strategies and budgets (the
+# summary covers those asked for; finished units are read, missing ones searched); hard_steps only regroups the
+# problems in the summary. The pool is sampled once, with max(budgets) samples: a larger budget later is capped.
+FREE = {"batch_size", "progress", "hard_steps", "strategies", "budgets"}
 
 
 def _log(cfg: CompareConfig, msg: str) -> None:

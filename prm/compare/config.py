@@ -23,7 +23,9 @@ class CompareConfig:
         (4, 8, 16, 32), "budgets in samples' tokens: k means k times the mean tokens of one full sample"
     )
     limit: int | None = option(None, "use only the first `limit` problems")
-    hard_steps: int = option(4, "problems whose gold solution has at least this many steps are reported as hard")
+    hard_steps: int = option(
+        4, "problems whose gold solution has at least this many steps (its answer line counts) are reported as hard"
+    )
     timeout_s: float | None = option(
         None,
         "seconds a problem may stay in one unit's search (problems are searched together: the unit's wall time while "

@@ -43,6 +43,11 @@ class GenerateConfig:
         None,
         "worked examples (problem, solution); null: the policy's own (zero-shot for a prm sft folder), else two built-in ones; [] for none",
     )
+    engine: str = option(
+        "native",
+        "native (our engine: a sample leaves the batch at its answer line) or vllm (vLLM's batched generation; "
+        "its own environment: make setup-vllm)",
+    )
     trust_remote_code: bool = option(False, "let transformers run code shipped with the model")
     progress: bool = option(True, "show a progress bar on stderr")
 
@@ -51,6 +56,8 @@ class GenerateConfig:
             raise ValueError("n, batch_size and max_new_tokens must be >= 1")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
+        if self.engine not in ("native", "vllm"):
+            raise ValueError("engine must be native or vllm")
 
 
 def trace_record(problem: StepRecord, k: int, s: Sample, policy: str) -> StepRecord:
@@ -97,6 +104,18 @@ def summarize(path: str | Path, n: int) -> dict:
     }
 
 
+def vllm_engine(cfg: GenerateConfig):
+    try:
+        import vllm  # noqa: F401
+
+        from prm.generate.vllm_engine import VLLMEngine
+    except ImportError:
+        raise ConfigError(
+            "engine vllm: vLLM is not installed in this environment; run make setup-vllm and use .venv-vllm/bin/prm"
+        ) from None
+    return VLLMEngine(cfg.model, bf16=cfg.bf16, trust_remote_code=cfg.trust_remote_code)
+
+
 def run(cfg: GenerateConfig) -> dict:
     from tqdm import tqdm
 
@@ -111,7 +130,11 @@ def run(cfg: GenerateConfig) -> dict:
     save_config(cfg, cfg.output)
     t0, new_tokens = time.perf_counter(), 0
     if todo:
-        model, tok = load(cfg.model, dtype=weights_dtype(cfg.bf16), trust_remote_code=cfg.trust_remote_code)
+        if cfg.engine == "vllm":
+            engine = vllm_engine(cfg)
+            tok = engine.tokenizer
+        else:
+            model, tok = load(cfg.model, dtype=weights_dtype(cfg.bf16), trust_remote_code=cfg.trust_remote_code)
         system, shots = policy_prompt(cfg.model, cfg.system, cfg.shots)
         prompts = [build_prompt(tok, p.problem, shots=shots, system=system) for p in todo]
         params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, cfg.bf16, cfg.seed)
@@ -126,15 +149,18 @@ def run(cfg: GenerateConfig) -> dict:
         def done(i: int, samples: list[Sample]) -> None:
             writer.write_unit(trace_record(todo[i], k, s, cfg.model) for k, s in enumerate(samples))
 
+        keys = [p.id for p in todo]
         with writer:
-            sample(
-                model, tok, prompts, cfg.n, params, keys=[p.id for p in todo], on_progress=progress, on_prompt_done=done
-            )
+            if cfg.engine == "vllm":
+                engine.sample(prompts, cfg.n, params, keys=keys, on_progress=progress, on_prompt_done=done)
+            else:
+                sample(model, tok, prompts, cfg.n, params, keys=keys, on_progress=progress, on_prompt_done=done)
         bar.close()
     else:
         writer.close()
     secs = time.perf_counter() - t0
     summary = summarize(cfg.output, cfg.n) | {
+        "engine": cfg.engine,
         "new_problems": len(todo),
         "new_tokens": new_tokens,
         "seconds": round(secs, 2),
