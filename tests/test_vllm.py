@@ -48,28 +48,10 @@ def test_engine_vllm_without_vllm_is_one_line(tmp_path, tiny_model_dir, tiny_pro
 @pytest.fixture(scope="module")
 def vllm_model_dir(tmp_path_factory):
     """A tiny random Llama whose head size vLLM's CPU kernels take (64)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from tests.conftest import build_tiny_tokenizer
+    from tests.conftest import build_tiny_model
 
     path = tmp_path_factory.mktemp("tiny-llama-vllm")
-    tok = build_tiny_tokenizer(path)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id,
-        tie_word_embeddings=True,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
+    build_tiny_model(path, hidden=128, heads=2, kv_heads=2)
     return path
 
 

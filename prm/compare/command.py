@@ -32,7 +32,7 @@ from prm.records import read_records
 # own strategy and budget and on the other settings, so a rerun may add or leave out strategies and budgets (the
 # summary covers those asked for; finished units are read, missing ones searched); hard_steps only regroups the
 # problems in the summary. The pool is sampled once, with max(budgets) samples: a larger budget later is capped.
-FREE = {"batch_size", "progress", "hard_steps", "strategies", "budgets"}
+FREE = {"batch_size", "progress", "hard_steps", "strategies", "budgets", "output"}  # output: a moved folder resumes
 
 
 def _log(cfg: CompareConfig, msg: str) -> None:
