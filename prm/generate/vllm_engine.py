@@ -45,7 +45,15 @@ def plain_folder(name_or_path: str) -> str:
 class VLLMEngine:
     """`sample(prompts, n, params, keys=...)` over a vLLM `LLM`, returning what `prm.generate.sampler.sample` returns."""
 
-    def __init__(self, name_or_path: str, *, bf16: bool, max_model_len: int = 2048, trust_remote_code: bool = False):
+    def __init__(
+        self,
+        name_or_path: str,
+        *,
+        bf16: bool,
+        max_model_len: int = 2048,
+        max_num_seqs: int | None = None,
+        trust_remote_code: bool = False,
+    ):
         from vllm import LLM
 
         from prm.models import load_tokenizer, use_bf16
@@ -61,6 +69,7 @@ class VLLMEngine:
             # On the CPU backend this is the share of host memory reserved for the KV cache (despite its name); the
             # default 0.92 fails on a 24 GiB machine that holds anything else.
             gpu_memory_utilization=float(os.environ.get("PRM_VLLM_MEMORY", "0.25")),
+            **({"max_num_seqs": max_num_seqs} if max_num_seqs else {}),  # sequences decoded together (vLLM's batch)
         )
 
     def sample(
