@@ -269,12 +269,8 @@ def _iter_hub_rows(spec: str) -> Iterator[tuple[int, Any]]:
     try:
         from datasets import load_dataset
 
-        rows = load_dataset(name, cfg, split=split, streaming=True)
-        first = 1
-        for i, row in enumerate(rows, first):
+        for i, row in enumerate(load_dataset(name, cfg, split=split, streaming=True), 1):
             yield i, dict(row)
-    except RecordError:
-        raise
     except Exception as e:  # datasets raises many kinds; the user needs the one line, not the traceback
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RecordError(spec, None, None, f"cannot read the dataset: {message}") from None

@@ -59,9 +59,10 @@ class VLLMEngine:
         from prm.models import load_tokenizer, use_bf16
 
         self.tokenizer = load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
+        folder = plain_folder(name_or_path)
         self.llm = LLM(
-            model=plain_folder(name_or_path),
-            tokenizer=plain_folder(name_or_path),
+            model=folder,
+            tokenizer=folder,
             dtype="bfloat16" if use_bf16(bf16) else "float32",
             max_model_len=max_model_len,
             trust_remote_code=trust_remote_code,
