@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow demo demo-quick sft improve bench bench-trl test-trl setup-vllm test-vllm lint format samples clean
+.PHONY: setup test test-slow demo demo-quick sft improve bench bench-trl test-trl setup-vllm test-vllm bench-vllm lint format samples clean
 
 setup: $(STAMP)
 
@@ -77,7 +77,7 @@ bench-trl: $(BENCH_STAMP)
 test-trl: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m pytest tests/test_rewards.py -k grpo -p no:cacheprovider
 
-# vLLM as a sampling engine (prm generate --engine vllm) in its own environment: its CPU build pins an older
+# vLLM as a sampling engine (--sampling.engine vllm) in its own environment: its CPU build pins an older
 # transformers than ours, so it never enters the default install. torch first, the same pinned CPU wheel.
 VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
@@ -96,6 +96,11 @@ setup-vllm: $(VLLM_STAMP)
 # The tests that run the real vLLM (marked vllm), in that environment.
 test-vllm: $(VLLM_STAMP)
 	$(VLLM_VENV)/bin/python -m pytest -m vllm -p no:cacheprovider
+
+# Our engine beside vLLM on the same prompts (prm bench --suites vllm), in that environment. Override the policy
+# with BENCH_VLLM_ARGS="--engines_model data/out/demo/policy".
+bench-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/python -m prm bench --config configs/bench.yaml --suites vllm --output bench/out/vllm.json $(BENCH_VLLM_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check prm tests

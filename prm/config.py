@@ -200,9 +200,15 @@ def load_config(
         layers.append((overrides, True, lambda k: f"command line ({flag(k)})"))
     for data, from_cli, where in layers:
         for key, value in data.items():
-            if key not in fields:
-                known = ", ".join(sorted(fields))
-                raise ConfigError(f"{where(key)}: unknown key '{key}' for 'prm {cls.command}' (known keys: {known})")
+            head, _, sub = key.partition(".")
+            if head not in fields or (sub and not dataclasses.is_dataclass(hints[head])):
+                raise ConfigError(f"{where(key)}: unknown key '{key}' for 'prm {cls.command}' ({_known(cls, key)})")
+            if dataclasses.is_dataclass(hints[head]):
+                # A block (e.g. `sampling`): a mapping, or one `block.field` flag, changes only the fields it names.
+                base = values.get(head, fields[head].default)
+                mapping = {sub: value} if sub else _mapping(value, key, where(key), from_cli)
+                values[head] = _merge(base, hints[head], mapping, head, where(key), from_cli)
+                continue
             values[key] = _coerce(value, hints[key], key, where(key), from_cli=from_cli)
     if partial:
         return values
@@ -217,6 +223,53 @@ def load_config(
         return cls(**values)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"'prm {cls.command}': {e}") from None
+
+
+def _known(cls: type, key: str) -> str:
+    """The known keys, and the block field a flat key probably meant (`temperature` -> `sampling.temperature`)."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for name in names:
+        if dataclasses.is_dataclass(hints[name]) and key in {f.name for f in dataclasses.fields(hints[name])}:
+            return f"did you mean '{name}.{key}'?"
+    return f"known keys: {', '.join(sorted(names))}"
+
+
+def _mapping(value: Any, key: str, where: str, from_cli: bool) -> dict[str, Any]:
+    if from_cli and isinstance(value, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            value = None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: key '{key}' expects a mapping of its fields, got {value!r}")
+    return value
+
+
+def _merge(base: Any, tp: type, mapping: dict[str, Any], key: str, where: str, from_cli: bool) -> Any:
+    """`base` (a block's current value, or MISSING) with the fields in `mapping` checked and replaced."""
+    hints = typing.get_type_hints(tp)
+    names = {f.name for f in dataclasses.fields(tp)}
+    changes = {}
+    for k, v in mapping.items():
+        if k not in names:
+            raise ConfigError(f"{where}: key '{key}': unknown field '{k}' (known: {', '.join(sorted(names))})")
+        changes[k] = _coerce(v, hints[k], f"{key}.{k}", where, from_cli=from_cli)
+    try:
+        return tp(**changes) if base is dataclasses.MISSING else dataclasses.replace(base, **changes)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: key '{key}': {e}") from None
+
+
+def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A config dict with its blocks spelt out as dotted keys: {"sampling": {"top_p": 1}} -> {"sampling.top_p": 1}."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= flat(v, f"{prefix}{k}.")
+        else:
+            out[prefix + k] = v
+    return out
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -259,7 +312,7 @@ def check_resumable(cfg: Any, output: str | os.PathLike, free: set[str] = frozen
     saved = config_path_for(out)
     if not saved.exists():
         raise ConfigError(f"{out} exists without its config {saved.name}: delete it or choose another output")
-    old, new = to_dict(load_config(type(cfg), saved)), to_dict(cfg)
+    old, new = flat(to_dict(load_config(type(cfg), saved))), flat(to_dict(cfg))
     changed = [k for k in new if k not in free and old.get(k) != new[k]]
     if changed:
         raise ConfigError(
@@ -271,12 +324,20 @@ def check_resumable(cfg: Any, output: str | os.PathLike, free: set[str] = frozen
 def defaults_yaml(cls: type, header: str) -> str:
     """YAML text of a config's defaults, one key per line with its help text as a comment (for configs/)."""
     lines = [f"# {line}" for line in header.strip().splitlines()]
+
+    def scalar(v: Any) -> str:
+        text = yaml.safe_dump(_plain(v), default_flow_style=True, width=10_000).strip()
+        return text.removesuffix("\n...").removesuffix("...").strip()
+
     for f in dataclasses.fields(cls):
         if f.default is dataclasses.MISSING:
             continue
-        value = yaml.safe_dump(_plain(f.default), default_flow_style=True, width=10_000).strip()
-        value = value.removesuffix("\n...").removesuffix("...").strip()
-        lines.append(f"{f.name}: {value}  # {f.metadata.get('help', '')}")
+        if dataclasses.is_dataclass(f.default):  # a block: its fields indented under it, each with its help
+            lines.append(f"{f.name}:  # {f.metadata.get('help', '')}")
+            for sub in dataclasses.fields(f.default):
+                lines.append(f"  {sub.name}: {scalar(getattr(f.default, sub.name))}  # {sub.metadata.get('help', '')}")
+            continue
+        lines.append(f"{f.name}: {scalar(f.default)}  # {f.metadata.get('help', '')}")
     return "\n".join(lines) + "\n"
 
 
@@ -301,9 +362,18 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if "_" in f.name:
             flags.append(f"--{f.name.replace('_', '-')}")
         parser.add_argument(*flags, dest=f.name, default=argparse.SUPPRESS, metavar="VALUE", help=help_text)
+        if dataclasses.is_dataclass(hints[f.name]):  # a block: one flag per field, --block.field
+            sub_hints = typing.get_type_hints(hints[f.name])
+            for sub in dataclasses.fields(hints[f.name]):
+                name = f"{f.name}.{sub.name}"
+                value = getattr(f.default, sub.name, sub.default)
+                text = f"{sub.metadata.get('help', '')} [{_describe(sub_hints[sub.name])}; default: {_plain(value)!r}]"
+                parser.add_argument(
+                    f"--{name}", dest=name, default=argparse.SUPPRESS, metavar="VALUE", help=text.replace("%", "%%")
+                )
 
 
 def from_args(cls: type[T], ns: argparse.Namespace) -> T:
     names = {f.name for f in dataclasses.fields(cls)}
-    overrides = {k: v for k, v in vars(ns).items() if k in names}
+    overrides = {k: v for k, v in vars(ns).items() if k.partition(".")[0] in names}
     return load_config(cls, ns.config, overrides)

@@ -154,7 +154,7 @@ def format_checks(cfg: DemoConfig, out: Path, stage: Stages) -> None:
 def run(cfg: DemoConfig) -> dict:
     from prm.bon import BonConfig
     from prm.bon import run as bon_run
-    from prm.generate import GenerateConfig
+    from prm.generate import GenerateConfig, Sampling
     from prm.generate import run as generate_run
     from prm.label import LabelConfig
     from prm.label import run as label_run
@@ -217,8 +217,7 @@ def run(cfg: DemoConfig) -> dict:
         output="",
         model=policy,
         n=cfg.samples,
-        max_new_tokens=cfg.max_new_tokens,
-        batch_size=cfg.batch_size,
+        sampling=Sampling(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size),
         seed=cfg.seed,
         progress=cfg.progress,
     )
@@ -262,7 +261,7 @@ def run(cfg: DemoConfig) -> dict:
                 mode="hard",
                 consensus=consensus,
                 model=policy,
-                batch_size=cfg.batch_size,
+                sampling=Sampling(batch_size=cfg.batch_size),
                 seed=cfg.seed,
                 progress=cfg.progress,
             )

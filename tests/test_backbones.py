@@ -87,7 +87,7 @@ def test_every_architecture_trains_scores_samples_and_fine_tunes(arch_dir, recor
 
     traces = tmp_path / "traces.jsonl"
     args = ["generate", "--model", str(base), "--input", str(records), "--output", str(traces), "--n", "2"]
-    assert cli.main(args + ["--limit", "2", "--max_new_tokens", "8", "--progress", "false"]) == 0
+    assert cli.main(args + ["--limit", "2", "--sampling.max_new_tokens", "8", "--progress", "false"]) == 0
     assert len(traces.read_text().splitlines()) == 4
 
     policy = tmp_path / "policy"

@@ -127,6 +127,47 @@ def test_batched_equals_one_by_one(tiny, mode, layout):
             assert b == pytest.approx(a, abs=1e-4)
 
 
+POOL = [
+    StepRecord(f"p{k}", problem, steps)
+    for k, (problem, steps) in enumerate(
+        [
+            ("Tom has 12 apples and buys 5 more.", ["12 + 5 = 17 apples.", "The answer is 17."]),
+            ("Tom has 12 apples and buys 5 more.", ["12 + 5 = 18 apples.", "The answer is 18."]),
+            ("Tom has 12 apples and buys 5 more.", ["12 + 5 = 17 apples.", "17 * 1 = 17.", "The answer is 17."]),
+            ("Mia has 17 marbles.", ["She gives away 4, so 17 - 4 = 13.", "Then 13 * 2 = 26.", "Done."]),
+            ("Tom has 12 apples and buys 5 more.", ["12 - 5 = 7 apples.", "The answer is 7."]),
+            ("Mia has 17 marbles.", ["She gives away 4, so 17 - 4 = 12.", "The answer is 12."]),
+        ]
+    )
+]
+
+
+@pytest.mark.parametrize("kernel", ["eager", "sdpa"])
+@pytest.mark.parametrize("layout", ["plain", "chat"])
+def test_prefix_trees_score_as_separate_rows_from_fewer_tokens(tiny, kernel, layout):
+    model, tok = tiny
+    before = model.config._attn_implementation
+    model.set_attn_implementation(kernel)
+    seen = {True: 0, False: 0}
+    scores = {}
+    for shared in (False, True):
+        scores[shared] = likelihood_scores(
+            model,
+            tok,
+            POOL,
+            layout=layout,
+            mode="step",
+            batch_size=3,  # rows of at most 3 records: Tom's 4 traces take two rows
+            share_prefixes=shared,
+            batch_tokens=120,  # and more than one batch
+            on_batch=lambda n, t, shared=shared: seen.__setitem__(shared, seen[shared] + t),
+        )
+    model.set_attn_implementation(before)
+    for a, b in zip(scores[False], scores[True], strict=True):
+        assert b == pytest.approx(a, abs=1e-4)
+    assert seen[True] < 0.8 * seen[False]  # the problem's tokens are computed once per row
+
+
 def test_matches_a_full_forward_by_hand(tiny):
     model, tok = tiny
     r = RECORDS[1]

@@ -62,7 +62,7 @@ def test_config_rejects_unknown_strategies_and_bad_budgets():
 def test_compare_end_to_end_on_tiny_models(tmp_path, tiny_model_dir, tiny_prm_dir, tiny_problems, capsys):
     out = tmp_path / "compare"
     args = ["compare", "--problems", str(tiny_problems), "--prm", str(tiny_prm_dir), "--policy", str(tiny_model_dir)]
-    args += ["--output", str(out), "--budgets", "[1, 2]", "--hard_steps", "2", "--max_new_tokens", "12"]
+    args += ["--output", str(out), "--budgets", "[1, 2]", "--hard_steps", "2", "--sampling.max_new_tokens", "12"]
     args += ["--max_step_tokens", "6", "--max_steps", "3", "--astar_expand", "2", "--mcts_expand", "2"]
     args += ["--progress", "false", "--bon_trials", "20"]
     assert cli.main(args) == 0

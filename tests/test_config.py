@@ -142,3 +142,69 @@ def test_cli_rejects_unknown_flag(capsys):
         cli.main(["validate", "x.jsonl", "--bogus", "1"])
     assert e.value.code == 2
     assert "--bogus" in capsys.readouterr().err
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Block:
+    size: int = option(8, "rows")
+    temp: float = option(0.8, "temperature")
+    names: tuple[str, ...] | None = option(None, "names")
+
+
+@config("_blocky")
+class BlockConfig:
+    output: str = option(help="where to write")
+    block: _Block = option(_Block(size=16), "a nested block")
+    n: int = option(1, "count")
+
+
+def test_a_block_merges_yaml_then_cli_field_by_field(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("block:\n  temp: 0.5\n")
+    cfg = load_config(BlockConfig, y, {"output": "o", "block.names": "a,b"})
+    # size keeps the command's default (16, not the block class's 8); temp from the file; names from the flag
+    assert cfg.block == _Block(size=16, temp=0.5, names=("a", "b"))
+    assert load_config(BlockConfig, None, {"output": "o", "block": "{size: 3}"}).block.size == 3
+    assert load_config(BlockConfig, y, partial=True)["block"] == _Block(size=16, temp=0.5)
+
+
+def test_a_block_names_its_bad_fields(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("n: 2\nblock:\n  tmp: 0.5\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:2: key 'block': unknown field 'tmp'"):
+        load_config(BlockConfig, y, {"output": "o"})
+    with pytest.raises(ConfigError, match=r"--block\.size.*key 'block\.size' expects int"):
+        load_config(BlockConfig, None, {"output": "o", "block.size": "big"})
+    with pytest.raises(ConfigError, match=r"unknown key 'temp'.*did you mean 'block\.temp'"):
+        load_config(BlockConfig, None, {"output": "o", "temp": "0.1"})
+    with pytest.raises(ConfigError, match=r"unknown key 'n\.x'"):
+        load_config(BlockConfig, None, {"output": "o", "n.x": "1"})
+    with pytest.raises(ConfigError, match=r"key 'block' expects a mapping"):
+        load_config(BlockConfig, None, {"output": "o", "block": "7"})
+
+
+def test_a_block_round_trips_and_resumes_by_field(tmp_path):
+    from prm.config import check_resumable
+
+    out = tmp_path / "out.jsonl"
+    cfg = load_config(BlockConfig, None, {"output": str(out), "block.temp": "0.3"})
+    save_config(cfg, out)
+    assert load_config(BlockConfig, config_path_for(out)) == cfg
+    out.write_text("x\n")
+    check_resumable(dataclasses.replace(cfg, block=_Block(size=4, temp=0.3)), out, free={"block.size"})
+    with pytest.raises(ConfigError, match=r"block\.temp: 0\.3"):
+        check_resumable(dataclasses.replace(cfg, block=_Block(size=16, temp=0.9)), out, free={"block.size"})
+
+
+def test_the_sampling_block_on_the_command_line(tmp_path, capsys):
+    from prm.generate import GenerateConfig
+
+    with pytest.raises(SystemExit):
+        cli.main(["generate", "--help"])
+    assert "--sampling.temperature" in capsys.readouterr().out
+    parser_cfg = load_config(
+        GenerateConfig, None, {"input": "i", "output": "o", "sampling.top_p": "0.9", "sampling.shots": "[]"}
+    )
+    assert parser_cfg.sampling.top_p == 0.9 and parser_cfg.sampling.shots == ()
+    with pytest.raises(ConfigError, match="top_p in"):
+        load_config(GenerateConfig, None, {"input": "i", "output": "o", "sampling.top_p": "0"})

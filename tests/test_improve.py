@@ -89,7 +89,18 @@ def answering(tmp_path, tiny_model_dir):
 def _args(policy, problems, heldout, out):
     args = ["improve", "--policy", str(policy), "--problems", str(problems), "--heldout", str(heldout)]
     args += ["--output", str(out), "--filters", "outcome,prm,gold", "--rounds", "2", "--k", "3", "--eval_k", "2"]
-    args += ["--prm_traces", "4", "--label_k", "1", "--prm_tokens", "300", "--max_new_tokens", "12", "--threshold", "0"]
+    args += [
+        "--prm_traces",
+        "4",
+        "--label_k",
+        "1",
+        "--prm_tokens",
+        "300",
+        "--sampling.max_new_tokens",
+        "12",
+        "--threshold",
+        "0",
+    ]
     return args + ["--sft_lora_r", "4", "--bf16", "false", "--progress", "false"]
 
 

@@ -20,12 +20,13 @@ def tiny(tiny_model_dir) -> Path:
 
 
 def test_model_completer_rollouts_do_not_depend_on_the_batch(tiny):
+    from prm.generate.engine import NativeEngine
     from prm.generate.sampler import SamplingParams
     from prm.models import load
 
     model, tok = load(str(tiny))
     params = SamplingParams(max_new_tokens=10, temperature=1.0, batch_size=4, bf16=False, seed=3)
-    c = ModelCompleter(model, tok, params, shots=(), system=None)
+    c = ModelCompleter(NativeEngine(model, tok), params, shots=(), system=None)
     requests = [("Mia has 3 apples. How many?", ["3 + 1 = 4"]), ("Leo has 2 pens.", [])]
     keys = [rollout_key("a/0", 1, 0), rollout_key("b/0", 0, 0)]
     both = c.complete(requests, 3, keys)
@@ -41,7 +42,7 @@ def test_label_command_with_a_tiny_model(tiny, tmp_path):
     write_records(synth_traces(3, 0, 2, 2, 1.0), traces)  # every answer wrong: binary must probe
     out = tmp_path / "labeled.jsonl"
     args = ["label", "--method", "binary", "--input", str(traces), "--output", str(out), "--model", str(tiny)]
-    args += ["--k", "2", "--max_new_tokens", "6", "--bf16", "false", "--device", "cpu", "--progress", "false"]
+    args += ["--k", "2", "--sampling.max_new_tokens", "6", "--bf16", "false", "--device", "cpu", "--progress", "false"]
     assert cli.main(args) == 0
     records = read_records(out)
     assert len(records) == 3 and all(r.meta["label"]["rollouts"] > 0 for r in records)

@@ -91,7 +91,7 @@ def test_search_command_on_tiny_models(tmp_path, tiny_model_dir, tiny_prm_dir, t
         "2",
         "--max_steps",
         "3",
-        "--max_step_tokens",
+        "--sampling.max_new_tokens",
         "6",
         "--progress",
         "false",
@@ -210,7 +210,7 @@ def test_search_command_runs_astar_and_mcts_on_tiny_models(
     out = tmp_path / strategy
     args = ["search", "--problems", str(tiny_problems), "--prm", str(tiny_prm_dir), "--policy", str(tiny_model_dir)]
     args += ["--output", str(out), "--strategy", strategy, "--value", str(tiny_prm_dir), "--budget", "30"]
-    args += ["--expand", "2", "--max_steps", "3", "--max_step_tokens", "6", "--progress", "false"]
+    args += ["--expand", "2", "--max_steps", "3", "--sampling.max_new_tokens", "6", "--progress", "false"]
     assert cli.main(args) == 0
     summary = json.loads((out / "search.json").read_text())
     assert summary["strategy"] == strategy and summary["problems"] == 3

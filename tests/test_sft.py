@@ -147,7 +147,7 @@ def test_sft_writes_a_policy_that_loads_wherever_a_policy_is_named(tmp_path, tin
     # As a policy for prm generate, and as a backbone of prm train and of another prm sft.
     traces = tmp_path / "traces.jsonl"
     gen = ["generate", "--model", str(out), "--input", str(tiny_problems), "--output", str(traces), "--n", "2"]
-    assert cli.main([*gen, "--max_new_tokens", "8", "--progress", "false"]) == 0
+    assert cli.main([*gen, "--sampling.max_new_tokens", "8", "--progress", "false"]) == 0
     assert len(read_records(traces)) == 6
     again = tmp_path / "again"
     assert (

@@ -567,3 +567,26 @@ def test_read_evals_keeps_evaluations_and_the_final_one_once(tmp_path):
     (tmp_path / "log.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     assert [r["tokens"] for r in read_evals(tmp_path, ["val_loss"])] == [200, 250]
     assert read_evals(tmp_path, ["eval_accuracy"]) == []
+
+
+@pytest.mark.parametrize("features_from", ["adapted", "base"])
+def test_scoring_merges_the_adapter_with_the_same_scores(tmp_path, tiny_model_dir, features_from):
+    """`PRMScorer.from_pretrained` folds LoRA (and the tag's trained embedding) into the weights when the features
+    read the adapted pass: the same scores from plain linear layers. With `features_from: base` it keeps the adapter,
+    which the features switch off."""
+    from prm.model.io import LoraSpec, build, save
+    from prm.model.prm import Spec
+
+    prm, tok = build(Spec(base=str(tiny_model_dir), features=True, features_from=features_from), LoraSpec(r=4))
+    with torch.no_grad():  # a trained adapter: B is zero at initialisation, which would make merging trivial
+        for name, p in prm.backbone.named_parameters():
+            if "lora_B" in name or "trainable_tokens" in name:
+                p.normal_(std=0.05)
+    save(prm, tok, tmp_path / "prm")
+    items = [("Tom has 3 apples. He buys 4 more.", ["3 + 4 = 7", "The answer is 7."]), ("Mia?", ["12 - 5 = 7"])]
+    kept = PRMScorer.from_pretrained(tmp_path / "prm", merge=False)
+    merged = PRMScorer.from_pretrained(tmp_path / "prm")
+    has_lora = lambda s: any("lora" in n for n, _ in s.prm.named_parameters())  # noqa: E731
+    assert has_lora(kept) and has_lora(merged) == (features_from == "base")
+    flat = lambda scores: [x for s in scores for x in s]  # noqa: E731
+    assert flat(merged.score_batch(items)) == pytest.approx(flat(kept.score_batch(items)), abs=1e-4)

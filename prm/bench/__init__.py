@@ -26,6 +26,7 @@ SUITES = {
     "scoring": "prm.bench.scoring",
     "serve": "prm.bench.serve",
     "trl": "prm.bench.trl_compare",
+    "vllm": "prm.bench.engines",
 }
 
 
@@ -69,6 +70,12 @@ class BenchConfig:
     trl_lr: float = option(5e-4, "trl suite: peak learning rate of both LoRA runs (TRL's 1e-5 default is for full FT)")
     trl_epochs: float = option(1.0, "trl suite: passes over the prm_train traces (same optimizer steps for both)")
     trl_progress: bool = option(True, "trl suite: progress bars of both trainers on stderr")
+    engines_model: str = option("smollm2-135m", "vllm suite: the policy both engines sample (e.g. a prm sft folder)")
+    engines_problems: int = option(32, "vllm suite: held-out 2-3 step problems (their prompts, the policy's own)")
+    engines_n: int = option(8, "vllm suite: samples per problem")
+    engines_tokens: int = option(128, "vllm suite: new tokens per sample at most")
+    engines_batches: tuple[int, ...] = option((32, 256), "vllm suite: sequences decoded together (vLLM: max_num_seqs)")
+    engines_bf16: bool = option(True, "vllm suite: bf16 where the machine has it natively (fp32 otherwise)")
 
     def __post_init__(self):
         unknown = [s for s in self.suites if s not in SUITES]

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from prm.bench import row
-from prm.generate import GenerateConfig, build_prompt
+from prm.generate import GenerateConfig, Sampling, build_prompt
 from prm.generate import run as generate_run
 from prm.models import bf16_autocast, load
 from prm.records import read_records
@@ -64,8 +64,7 @@ def run(cfg) -> list[dict]:
                 input=str(problems),
                 output=str(traces),
                 n=cfg.generate_n,
-                batch_size=32,
-                temperature=0.8,
+                sampling=Sampling(batch_size=32, temperature=0.8),
                 bf16=True,
                 progress=False,
             )

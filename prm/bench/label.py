@@ -21,7 +21,7 @@ from typing import Literal
 from prm.bench import row, table
 from prm.config import config, load_config, option, save_config
 from prm.fileio import atomic_write
-from prm.generate.prompt import Shot
+from prm.generate.engine import Sampling
 from prm.label.base import Labeled, LabelOptions, apply_convention
 from prm.label.completer import Rollout, make_completer, parse_key
 from prm.label.config import HELP, check_completer
@@ -44,14 +44,9 @@ class LabelBenchConfig:
     completer: str = option("model", HELP["completer"])
     model: str = option("smollm2-135m", HELP["model"])
     device: str = option("auto", HELP["device"])
-    batch_size: int = option(32, HELP["batch_size"])
-    max_new_tokens: int = option(256, HELP["max_new_tokens"])
-    temperature: float = option(0.8, HELP["temperature"])
-    top_p: float = option(1.0, HELP["top_p"])
     seed: int = option(0, HELP["seed"] + "; also the seed of the problems")
     bf16: bool = option(True, HELP["bf16"])
-    system: str | None = option(None, HELP["system"])
-    shots: tuple[Shot, ...] | None = option(None, HELP["shots"])
+    sampling: Sampling = option(Sampling(), HELP["sampling"])
     output: str = option("bench/out/label.json", "JSON results of `prm label-bench` (a table is printed too)")
     progress: bool = option(True, "progress bar of the rollouts on stderr")
 

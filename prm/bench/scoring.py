@@ -61,11 +61,37 @@ def run(cfg) -> list[dict]:
             )
         )
         rows.append(row(f"  {steps}-step one-pass traces/s (max |diff| {diff:.1e})", len(items) / t_one, "traces/s"))
-    return rows + pool_rows(cfg, prm, tok)
+    return rows + pool_rows(cfg)
 
 
-def pool_rows(cfg, prm, tok) -> list[dict]:
-    """Pool scoring: prefix trees against separate rows, same scorer, fp32 and bf16."""
+def pool_prm(cfg):
+    """A PRM shaped as `prm train` makes one by default (LoRA r = 16, the tag embedding, `operation` features from
+    the adapted pass), with a non-zero adapter, so that merging it for scoring is no free ride."""
+    import torch
+
+    from prm.model.io import LoraSpec, build
+    from prm.model.prm import Spec
+
+    prm, tok = build(Spec(base=cfg.prm_base, features_from="adapted", feature_set="operation"), LoraSpec(r=16))
+    with torch.no_grad():
+        prm.head.weight.normal_(std=0.02)
+        for name, p in prm.backbone.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.01)
+    return prm, tok
+
+
+def pool_rows(cfg) -> list[dict]:
+    """Pool scoring: one row per trace with the adapter as trained (how `prm score` scored before), prefix trees,
+    and prefix trees with the adapter merged into the weights (what `PRMScorer.from_pretrained` does now), in fp32,
+    and in bf16 where the machine has it natively."""
+    import copy
+
+    from prm.models import use_bf16
+
+    prm, tok = pool_prm(cfg)
+    merged = copy.deepcopy(prm)
+    merged.merge_adapter()
     pools = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "pool.jsonl"
@@ -77,42 +103,46 @@ def pool_rows(cfg, prm, tok) -> list[dict]:
     if cfg.scoring_pool:
         pools[f"pool {Path(cfg.scoring_pool).name}"] = read_records(cfg.scoring_pool)
     rows = []
+    variants = {"separate": (prm, False), "trees": (prm, True), "trees, merged": (merged, True)}
     for name, recs in pools.items():
         items = [(r.problem, r.steps) for r in recs]
         encoded = [PRMScorer(prm, tok).encode(p, st) for p, st in items]
         tokens = sum(len(e.input_ids) for e in encoded)
         tree_tokens = sum(r.width for r in shared_rows(encoded, [p for p, _ in items], 8192, 16))
-        for bf16 in (False, True):
+        for bf16 in (False, True) if use_bf16(True) else (False,):
             times, scores = {}, {}
-            for share in (False, True):
-                scorer = PRMScorer(prm, tok, bf16=bf16, share_prefixes=share)
+            for variant, (model, share) in variants.items():
+                scorer = PRMScorer(model, tok, bf16=bf16, share_prefixes=share)
                 t0 = time.perf_counter()
-                scores[share] = scorer.score_batch(items)
-                times[share] = time.perf_counter() - t0
-            diff = max(
-                abs(a - b) for x, y in zip(scores[False], scores[True], strict=True) for a, b in zip(x, y, strict=True)
-            )
-            ratio = times[False] / times[True]
-            rows.append(
-                row(
-                    f"{name}, {'bf16' if bf16 else 'fp32'}: prefix trees vs one row per trace",
-                    ratio,
-                    "x",
-                    ">= 3x",
-                    ratio >= 3,
-                    traces=len(items),
-                    separate_traces_s=len(items) / times[False],
-                    shared_traces_s=len(items) / times[True],
-                    max_abs_diff=diff,
-                    tokens_separate=tokens,
-                    tokens_in_trees=tree_tokens,
+                scores[variant] = scorer.score_batch(items)
+                times[variant] = time.perf_counter() - t0
+            for variant in ("trees", "trees, merged"):
+                diff = max(
+                    abs(a - b)
+                    for x, y in zip(scores["separate"], scores[variant], strict=True)
+                    for a, b in zip(x, y, strict=True)
                 )
-            )
-            rows.append(
-                row(
-                    f"  traces/s shared (separate {len(items) / times[False]:.1f}; max |diff| {diff:.1e})",
-                    len(items) / times[True],
-                    "traces/s",
+                ratio = times["separate"] / times[variant]
+                rows.append(
+                    row(
+                        f"{name}, {'bf16' if bf16 else 'fp32'}: {variant} vs one row per trace",
+                        ratio,
+                        "x",
+                        ">= 3x" if variant == "trees, merged" else "",
+                        ratio >= 3 if variant == "trees, merged" else None,
+                        traces=len(items),
+                        separate_traces_s=len(items) / times["separate"],
+                        variant_traces_s=len(items) / times[variant],
+                        max_abs_diff=diff,
+                        tokens_separate=tokens,
+                        tokens_in_trees=tree_tokens,
+                    )
                 )
-            )
+                rows.append(
+                    row(
+                        f"  traces/s {variant} (separate {len(items) / times['separate']:.1f}; max |diff| {diff:.1e})",
+                        len(items) / times[variant],
+                        "traces/s",
+                    )
+                )
     return rows

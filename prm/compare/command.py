@@ -32,7 +32,14 @@ from prm.records import read_records
 # own strategy and budget and on the other settings, so a rerun may add or leave out strategies and budgets (the
 # summary covers those asked for; finished units are read, missing ones searched); hard_steps only regroups the
 # problems in the summary. The pool is sampled once, with max(budgets) samples: a larger budget later is capped.
-FREE = {"batch_size", "progress", "hard_steps", "strategies", "budgets", "output"}  # output: a moved folder resumes
+FREE = {
+    "sampling.batch_size",
+    "progress",
+    "hard_steps",
+    "strategies",
+    "budgets",
+    "output",
+}  # output: a moved folder resumes
 
 
 def _log(cfg: CompareConfig, msg: str) -> None:
@@ -56,14 +63,9 @@ def _pool(cfg: CompareConfig, out: Path) -> Path:
                 model=cfg.policy,
                 n=max(cfg.budgets),
                 limit=cfg.limit,
-                batch_size=cfg.batch_size,
-                max_new_tokens=cfg.max_new_tokens,
-                temperature=cfg.temperature,
-                top_p=cfg.top_p,
                 seed=cfg.seed,
                 bf16=cfg.bf16,
-                system=cfg.system,
-                shots=cfg.shots,
+                sampling=cfg.sampling,
                 progress=cfg.progress,
             )
         )
@@ -146,20 +148,18 @@ def run(cfg: CompareConfig) -> dict:
 
 
 def _search_fns(cfg: CompareConfig, problems):
-    from prm.generate.prompt import policy_prompt
-    from prm.generate.sampler import SamplingParams, weights_dtype
-    from prm.models import load
+    from prm.generate.engine import open_engine
     from prm.score.prm_scorer import PRMScorer
     from prm.search.steps import model_sampler, prm_scorer_fn
 
     texts = [p.problem for p in problems]
-    model, tok = load(cfg.policy, dtype=weights_dtype(cfg.bf16))
-    system, shots = policy_prompt(cfg.policy, cfg.system, cfg.shots)
-    params = SamplingParams(cfg.max_step_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, cfg.bf16, cfg.seed)
+    engine = open_engine(cfg.policy, cfg.sampling, bf16=cfg.bf16)
+    system, shots = cfg.sampling.prompt(cfg.policy)
+    params = cfg.sampling.params(seed=cfg.seed, bf16=cfg.bf16, max_new_tokens=cfg.max_step_tokens)
     prm = prm_scorer_fn(PRMScorer.from_pretrained(cfg.prm, bf16=cfg.bf16), texts)
     # Without a Q-value model (None) the PRM's score of the newest step stands in for the value.
     value = prm_scorer_fn(PRMScorer.from_pretrained(cfg.value, bf16=cfg.bf16), texts) if cfg.value else None
-    return model_sampler(model, tok, texts, params, shots, system), prm, value
+    return model_sampler(engine, texts, params, shots, system), prm, value
 
 
 def _run_unit(cfg: CompareConfig, strategy: str, budget: int, tokens_per_sample: float, problems, fns) -> list[dict]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prm.bon.select import AGGREGATES
 from prm.config import config, option
-from prm.generate.prompt import Shot
+from prm.generate.engine import Sampling
 
 STRATEGIES = ("bon", "beam", "dvts", "astar", "mcts")
 
@@ -42,19 +42,14 @@ class CompareConfig:
     mcts_expand: int = option(4, "MCTS: next steps sampled per expanded node")
     mcts_answer: str = option("visits", "MCTS: visits (most visited path), best (highest value) or vote")
     bon_trials: int = option(200, "random draws of N from each pool for best-of-N")
-    max_new_tokens: int = option(160, "tokens per full sample at most (the best-of-N pool)")
-    max_step_tokens: int = option(64, "tokens per sampled step at most (search)")
-    temperature: float = option(0.8, "sampling temperature of the policy")
-    top_p: float = option(1.0, "nucleus sampling mass (1 = off)")
-    batch_size: int = option(64, "sequences decoded together")
+    max_step_tokens: int = option(
+        64, "tokens per sampled step at most (search; sampling.max_new_tokens caps a full sample)"
+    )
     seed: int = option(0, "seed of sampling")
     bf16: bool = option(True, "bf16 weights and autocast for the policy and the scorers")
-    system: str | None = option(
-        None, "system message; null: the policy's own (a prm sft folder's), else the built-in line; \"\" for none"
-    )
-    shots: tuple[Shot, ...] | None = option(
-        None,
-        "worked examples (problem, solution); null: the policy's own (zero-shot for a prm sft folder), else two built-in ones; [] for none",
+    sampling: Sampling = option(
+        Sampling(batch_size=64, max_new_tokens=160),
+        "how the policy samples (prm.generate.engine); max_new_tokens caps a full sample of the best-of-N pool",
     )
     progress: bool = option(True, "a line per unit and a progress line per search round on stderr")
 
@@ -66,8 +61,8 @@ class CompareConfig:
             raise ValueError("budgets must be >= 1")
         if min(self.max_steps, self.astar_expand, self.mcts_expand, self.bon_trials, self.hard_steps) < 1:
             raise ValueError("max_steps, astar_expand, mcts_expand, bon_trials and hard_steps must be >= 1")
-        if min(self.max_new_tokens, self.max_step_tokens, self.batch_size) < 1:
-            raise ValueError("max_new_tokens, max_step_tokens and batch_size must be >= 1")
+        if self.max_step_tokens < 1:
+            raise ValueError("max_step_tokens must be >= 1")
         for name in ("beam_rank_by", "astar_g"):
             if getattr(self, name) not in AGGREGATES:
                 raise ValueError(f"{name} must be one of {', '.join(AGGREGATES)}")
@@ -77,7 +72,7 @@ class CompareConfig:
             raise ValueError("mcts_answer must be visits, best or vote")
         if self.mcts_prior not in ("policy", "uniform"):
             raise ValueError("mcts_prior must be policy or uniform")
-        if self.mcts_c < 0 or self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise ValueError("mcts_c and temperature must be >= 0 and top_p in (0, 1]")
+        if self.mcts_c < 0:
+            raise ValueError("mcts_c must be >= 0")
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise ValueError("timeout_s must be > 0 (or null)")

@@ -18,8 +18,9 @@ from pathlib import Path
 from prm.answers import answers_equal, extract_answer
 from prm.config import ConfigError, config, option, save_config
 from prm.fileio import atomic_write
-from prm.generate.prompt import Shot, build_prompt, policy_prompt
-from prm.generate.sampler import Sample, SamplingParams, sample, weights_dtype
+from prm.generate.engine import Sampling, open_engine
+from prm.generate.prompt import build_prompt
+from prm.generate.sampler import Sample
 from prm.records import ResumableWriter, StepRecord, iter_records, read_records, split_steps
 
 
@@ -30,34 +31,15 @@ class GenerateConfig:
     model: str = option("smollm2-135m", "policy: a local folder, a hub id, or smollm2-135m (the embedded model)")
     n: int = option(8, "samples per problem")
     limit: int | None = option(None, "use only the first `limit` problems")
-    batch_size: int = option(32, "sequences decoded together")
-    max_new_tokens: int = option(256, "tokens per sample at most")
-    temperature: float = option(0.8, "sampling temperature; 0 = greedy")
-    top_p: float = option(1.0, "nucleus sampling mass (1 = off)")
     seed: int = option(0, "seed; each sample's randomness depends only on (seed, problem id, sample index)")
     bf16: bool = option(True, "bf16 weights and autocast (fastest on CPUs with bf16 support; fp32 otherwise)")
-    system: str | None = option(
-        None, "system message; null: the policy's own (a prm sft folder's), else the built-in line; \"\" for none"
-    )
-    shots: tuple[Shot, ...] | None = option(
-        None,
-        "worked examples (problem, solution); null: the policy's own (zero-shot for a prm sft folder), else two built-in ones; [] for none",
-    )
-    engine: str = option(
-        "native",
-        "native (our engine: a sample leaves the batch at its answer line) or vllm (vLLM's batched generation; "
-        "its own environment: make setup-vllm)",
-    )
+    sampling: Sampling = option(Sampling(), "how the policy samples (prm.generate.engine): engine, batch, prompt")
     trust_remote_code: bool = option(False, "let transformers run code shipped with the model")
     progress: bool = option(True, "show a progress bar on stderr")
 
     def __post_init__(self):
-        if self.n < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
-            raise ValueError("n, batch_size and max_new_tokens must be >= 1")
-        if self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
-        if self.engine not in ("native", "vllm"):
-            raise ValueError("engine must be native or vllm")
+        if self.n < 1:
+            raise ValueError("n must be >= 1")
 
 
 def trace_record(problem: StepRecord, k: int, s: Sample, policy: str) -> StepRecord:
@@ -104,22 +86,8 @@ def summarize(path: str | Path, n: int) -> dict:
     }
 
 
-def vllm_engine(cfg: GenerateConfig):
-    try:
-        import vllm  # noqa: F401
-
-        from prm.generate.vllm_engine import VLLMEngine
-    except ImportError:
-        raise ConfigError(
-            "engine vllm: vLLM is not installed in this environment; run make setup-vllm and use .venv-vllm/bin/prm"
-        ) from None
-    return VLLMEngine(cfg.model, bf16=cfg.bf16, trust_remote_code=cfg.trust_remote_code)
-
-
 def run(cfg: GenerateConfig) -> dict:
     from tqdm import tqdm
-
-    from prm.models import load
 
     problems = read_records(cfg.input)[: cfg.limit]
     for p in problems:
@@ -130,14 +98,10 @@ def run(cfg: GenerateConfig) -> dict:
     save_config(cfg, cfg.output)
     t0, new_tokens = time.perf_counter(), 0
     if todo:
-        if cfg.engine == "vllm":
-            engine = vllm_engine(cfg)
-            tok = engine.tokenizer
-        else:
-            model, tok = load(cfg.model, dtype=weights_dtype(cfg.bf16), trust_remote_code=cfg.trust_remote_code)
-        system, shots = policy_prompt(cfg.model, cfg.system, cfg.shots)
-        prompts = [build_prompt(tok, p.problem, shots=shots, system=system) for p in todo]
-        params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, cfg.bf16, cfg.seed)
+        engine = open_engine(cfg.model, cfg.sampling, bf16=cfg.bf16, trust_remote_code=cfg.trust_remote_code)
+        system, shots = cfg.sampling.prompt(cfg.model)
+        prompts = [build_prompt(engine.tokenizer, p.problem, shots=shots, system=system) for p in todo]
+        params = cfg.sampling.params(seed=cfg.seed, bf16=cfg.bf16)
         bar = tqdm(total=len(todo) * cfg.n, unit="sample", disable=not cfg.progress, desc="generate", mininterval=2.0)
 
         def progress(rows: int, tokens: int) -> None:
@@ -151,16 +115,13 @@ def run(cfg: GenerateConfig) -> dict:
 
         keys = [p.id for p in todo]
         with writer:
-            if cfg.engine == "vllm":
-                engine.sample(prompts, cfg.n, params, keys=keys, on_progress=progress, on_prompt_done=done)
-            else:
-                sample(model, tok, prompts, cfg.n, params, keys=keys, on_progress=progress, on_prompt_done=done)
+            engine.sample(prompts, cfg.n, params, keys=keys, on_progress=progress, on_prompt_done=done)
         bar.close()
     else:
         writer.close()
     secs = time.perf_counter() - t0
     summary = summarize(cfg.output, cfg.n) | {
-        "engine": cfg.engine,
+        "engine": cfg.sampling.engine,
         "new_problems": len(todo),
         "new_tokens": new_tokens,
         "seconds": round(secs, 2),

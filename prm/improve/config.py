@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prm.config import config, option
+from prm.generate.engine import Sampling
 
 FILTERS = ("outcome", "prm", "gold")
 
@@ -37,11 +38,12 @@ class ImproveConfig:
     sft_lr: float = option(5e-4, "learning rate of each round's fine-tuning (LoRA on the previous round's policy)")
     sft_lora_r: int = option(64, "LoRA rank of each round")
     sft_batch_tokens: int = option(2048, "padded tokens per micro-batch of each round's fine-tuning")
-    batch_size: int = option(64, "sequences decoded together when sampling")
-    max_new_tokens: int = option(160, "tokens per sampled solution at most")
-    temperature: float = option(0.8, "sampling temperature")
     seed: int = option(0, "seed of sampling, labelling and training; round r samples with seed + r")
     bf16: bool = option(True, "bf16 for sampling, scoring and training")
+    sampling: Sampling = option(
+        Sampling(batch_size=64, max_new_tokens=160),
+        "how every policy samples (prm.generate.engine): the rounds' samples, the evaluations and the PRM's rollouts",
+    )
     progress: bool = option(True, "progress bars of every stage on stderr")
 
     def __post_init__(self):

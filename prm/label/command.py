@@ -28,7 +28,7 @@ from prm.label.methods import label_batch
 from prm.records import ResumableWriter, iter_records, read_records, write_records
 
 # Fields that do not change a single output byte: they may differ between a run and its resumption.
-FREE_FIELDS = {"limit", "progress", "traces_per_batch", "batch_size", "device"}
+FREE_FIELDS = {"limit", "progress", "traces_per_batch", "sampling.batch_size", "device"}
 
 
 def summarize(path: str | Path) -> dict:

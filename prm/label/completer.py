@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from prm.answers import extract_answer
-from prm.generate.prompt import DEFAULT_SHOTS, DEFAULT_SYSTEM, Shot, policy_prompt
+from prm.generate.prompt import DEFAULT_SHOTS, DEFAULT_SYSTEM, Shot
 
 
 @dataclass(frozen=True)
@@ -47,20 +47,17 @@ def parse_key(key: str) -> tuple[str, int, int]:
 
 
 class ModelCompleter:
-    """Rollouts from a causal LM through the generation engine of `prm generate` (`prm.generate.sampler.sample`):
+    """Rollouts from a causal LM through a sampling engine of `prm generate` (`prm.generate.engine`: ours or vLLM):
     the prompt is the policy's own (`build_prompt` with the same shots and system line), with the assistant's turn
     opened and the prefix steps already written, so the model carries on from them. Rollouts stop at their answer
     line. Each rollout is seeded by (params.seed, key, j)."""
 
-    def __init__(
-        self, model, tokenizer, params, shots: Sequence[Shot] = DEFAULT_SHOTS, system: str | None = DEFAULT_SYSTEM
-    ):
-        self.model, self.tokenizer, self.params = model, tokenizer, params
+    def __init__(self, engine, params, shots: Sequence[Shot] = DEFAULT_SHOTS, system: str | None = DEFAULT_SYSTEM):
+        self.engine, self.tokenizer, self.params = engine, engine.tokenizer, params
         self.shots, self.system = tuple(shots), system
 
     def complete(self, requests: list[tuple[str, list[str]]], k: int, keys: list[str]) -> list[list[Rollout]]:
         from prm.generate.prompt import build_prompt
-        from prm.generate.sampler import sample
 
         if not requests:
             return []
@@ -68,27 +65,26 @@ class ModelCompleter:
             build_prompt(self.tokenizer, problem, shots=self.shots, system=self.system, prefix=prefix)
             for problem, prefix in requests
         ]
-        out = sample(self.model, self.tokenizer, prompts, k, self.params, keys=keys)
+        out = self.engine.sample(prompts, k, self.params, keys=keys)
         return [[Rollout(s.text, extract_answer(s.text), s.tokens) for s in row] for row in out]
 
 
 def make_completer(cfg, traces=()) -> Completer:
     """The completer a config names in `cfg.completer`: `model` (the causal LM `cfg.model`: an alias such as
-    smollm2-135m, a folder or a hub id, sampled with cfg's sampling fields and prompted with its shots and system
-    line) or `python:MODULE:FACTORY[:ARG]` (a completer from your own code, e.g. the tests' scripted fake, for tests and benches
+    smollm2-135m, a folder or a hub id, sampled and prompted as cfg.sampling says, by its engine) or `python:MODULE:FACTORY[:ARG]` (a completer from your own code, e.g. the tests' scripted fake, for tests and benches
     without a model; `traces` give it the gold answers)."""
     spec = cfg.completer
     if spec == "model":
         import torch
 
-        from prm.generate.sampler import SamplingParams, weights_dtype
-        from prm.models import load
+        from prm.generate.engine import open_engine
 
-        lm, tok = load(cfg.model, dtype=weights_dtype(cfg.bf16))
-        device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, cfg.bf16, cfg.seed)
-        system, shots = policy_prompt(cfg.model, cfg.system, cfg.shots)
-        return ModelCompleter(lm.to(device), tok, params, shots, system)
+        engine = open_engine(cfg.model, cfg.sampling, bf16=cfg.bf16)
+        if cfg.sampling.engine == "native":
+            device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+            engine.model = engine.model.to(device)
+        system, shots = cfg.sampling.prompt(cfg.model)
+        return ModelCompleter(engine, cfg.sampling.params(seed=cfg.seed, bf16=cfg.bf16), shots, system)
     if spec.startswith("python:"):
         return plugin_completer(spec, traces)
     raise ValueError(f"completer must be 'model' or 'python:MODULE:FACTORY[:ARG]', got {spec!r}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 from prm.config import config, option
-from prm.generate.prompt import Shot
+from prm.generate.engine import Sampling
 from prm.label.base import METHODS, LabelOptions
 
 HELP = {
@@ -21,23 +21,17 @@ HELP = {
     "traces) from your own code returns one: another engine's client, or the tests' scripted fake)",
     "model": "completer model: a local folder, a hub id, or smollm2-135m (the embedded model)",
     "device": "auto (cuda when available, else cpu), cpu or cuda",
-    "batch_size": "sequences decoded together by the completer model",
-    "max_new_tokens": "tokens per rollout at most",
-    "temperature": "sampling temperature of rollouts; 0 = greedy (then k > 1 repeats the same rollout)",
-    "top_p": "nucleus sampling mass (1 = off)",
     "seed": "seed; a rollout depends only on (seed, trace id, prefix length, rollout index), never on the batch",
     "bf16": "bf16 weights and autocast for the completer model (fp32 otherwise)",
-    "system": "system message of the completer's prompt; null: the policy's own (as prm generate); \"\" for none",
-    "shots": "worked examples before the problem (problem, solution); null: the policy's own (as prm generate)",
+    "sampling": "how the completer model samples rollouts (prm.generate.engine): engine, batch, prompt; a rollout "
+    "stops at its answer line",
 }
 
 
 def check_completer(cfg) -> None:
     """Checks of the completer and batching fields shared by the configs that roll out (pure: no I/O)."""
-    if cfg.traces_per_batch < 1 or cfg.batch_size < 1 or cfg.max_new_tokens < 1:
-        raise ValueError("traces_per_batch, batch_size and max_new_tokens must be >= 1")
-    if cfg.temperature < 0 or not 0 < cfg.top_p <= 1:
-        raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
+    if cfg.traces_per_batch < 1:
+        raise ValueError("traces_per_batch must be >= 1")
     if cfg.completer != "model" and not cfg.completer.startswith("python:"):
         raise ValueError(f"completer must be 'model' or 'python:MODULE:FACTORY[:ARG]', got {cfg.completer!r}")
     if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
@@ -69,14 +63,9 @@ class LabelConfig:
     completer: str = option("model", HELP["completer"])
     model: str = option("smollm2-135m", HELP["model"])
     device: str = option("auto", HELP["device"])
-    batch_size: int = option(32, HELP["batch_size"])
-    max_new_tokens: int = option(256, HELP["max_new_tokens"])
-    temperature: float = option(0.8, HELP["temperature"])
-    top_p: float = option(1.0, HELP["top_p"])
     seed: int = option(0, HELP["seed"])
     bf16: bool = option(True, HELP["bf16"])
-    system: str | None = option(None, HELP["system"])
-    shots: tuple[Shot, ...] | None = option(None, HELP["shots"])
+    sampling: Sampling = option(Sampling(), HELP["sampling"])
     progress: bool = option(True, "print a progress line per batch on stderr")
 
     def __post_init__(self) -> None:
@@ -116,14 +105,9 @@ class LabelReportConfig:
     completer: str = option("model", HELP["completer"])
     model: str = option("smollm2-135m", HELP["model"])
     device: str = option("auto", HELP["device"])
-    batch_size: int = option(32, HELP["batch_size"])
-    max_new_tokens: int = option(256, HELP["max_new_tokens"])
-    temperature: float = option(0.8, HELP["temperature"])
-    top_p: float = option(1.0, HELP["top_p"])
     seed: int = option(0, HELP["seed"] + "; also the seed of the made problems")
     bf16: bool = option(True, HELP["bf16"])
-    system: str | None = option(None, HELP["system"])
-    shots: tuple[Shot, ...] | None = option(None, HELP["shots"])
+    sampling: Sampling = option(Sampling(), HELP["sampling"])
 
     def __post_init__(self) -> None:
         check_completer(self)

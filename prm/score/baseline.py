@@ -5,7 +5,8 @@ SmolLM2-135M separates arithmetic slips from correct steps by the log-probabilit
 
     prm score-baseline --input traces.jsonl --output scored.jsonl --model smollm2-135m --mode result
 
-One forward pass per record, over this text (`layout: plain`):
+One forward pass per record, over this text (`layout: plain`); the records of one problem (a best-of-N pool) share a
+row as a prefix tree by default, so the problem and their common first steps are computed once:
 
     {problem}\\n{step 0}\\n{step 1}\\n...\\n{step n-1}
 
@@ -52,7 +53,13 @@ class BaselineConfig:
     model: str = option("smollm2-135m", "backbone: a local folder, a hub id, or smollm2-135m (the embedded model)")
     mode: Mode = option("result", "result: log-prob of the step's written result; step: of all its tokens")
     layout: Layout = option("plain", "plain: problem, newline, steps joined by newlines; chat: the chat template")
-    batch_size: int = option(16, "records per forward pass (batches are formed by length)")
+    batch_size: int = option(
+        16, "records per forward pass (batches are formed by length); with share_prefixes, per row"
+    )
+    share_prefixes: bool = option(
+        True, "records of one problem share a row as a prefix tree: the same scores from fewer tokens"
+    )
+    batch_tokens: int = option(8192, "tokens per forward pass at most, with share_prefixes")
     bf16: bool = option(True, "bf16 autocast (weights stay fp32; log-softmax is taken in fp32)")
     limit: int | None = option(None, "score only the first `limit` records")
     trust_remote_code: bool = option(False, "let transformers run code shipped with the model")
@@ -61,6 +68,8 @@ class BaselineConfig:
     def __post_init__(self):
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if self.batch_tokens < 1:
+            raise ValueError("batch_tokens must be >= 1")
         if self.limit is not None and self.limit < 0:
             raise ValueError("limit must be >= 0 or null")
 
@@ -154,34 +163,48 @@ def _target_logprobs(model, hidden, targets):
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def _score_batch(model, batch: Sequence[_Encoded], pad_id: int, bf16: bool) -> list[list[float]]:
+def _score_rows(model, rows: Sequence[Sequence[_Encoded]], pad_id: int, bf16: bool) -> list[list[list[float]]]:
+    """Scores of the records of one batch: out[row][record][step]. A row of one record is right-padded under a
+    padding mask; a row of several records of one problem is their prefix tree (`prm.fit.rows.tree_rows`), where
+    every token sees exactly its own record's context, so the scores are the same from fewer tokens."""
     import torch
 
-    from prm.fit.rows import pad_right
+    from prm.fit.rows import eager_mask, pad_right, tree_rows
 
     device = next(model.parameters()).device
-    ids, mask = pad_right([e.ids for e in batch], pad_id)  # right padding: positions of real tokens are unchanged
-    rows, cols, segments = [], [], []  # one entry per scored token; segment = (record, step) in batch order
+    if all(len(r) == 1 for r in rows):
+        ids, mask = pad_right([r[0].ids for r in rows], pad_id)  # right padding: real tokens keep their positions
+        mask, pos = mask.to(device), None
+        paths = [[list(range(len(r[0].ids)))] for r in rows]
+    else:
+        ids, tree, pos, paths = tree_rows([[e.ids for e in r] for r in rows], pad_id)
+        mask = eager_mask(tree.to(device), model, pos)
+    b_idx, t_idx, p_idx, segments = [], [], [], []  # one entry per scored token; segment = (record, step) in order
     n_segments = 0
-    for b, e in enumerate(batch):
-        for toks in e.targets:
-            rows += [b] * len(toks)
-            cols += toks
-            segments += [n_segments] * len(toks)
-            n_segments += 1
-    rows_t, cols_t = torch.tensor(rows), torch.tensor(cols)
+    for b, row in enumerate(rows):
+        for e, where in zip(row, paths[b], strict=True):
+            for toks in e.targets:
+                b_idx += [b] * len(toks)
+                t_idx += [where[t] for t in toks]
+                p_idx += [where[t - 1] for t in toks]  # the state that predicts the token
+                segments += [n_segments] * len(toks)
+                n_segments += 1
+    b_t, t_t, p_t = torch.tensor(b_idx), torch.tensor(t_idx), torch.tensor(p_idx)
+    extra = {} if pos is None else {"position_ids": pos.to(device)}
     with torch.no_grad(), bf16_autocast(device, bf16):
-        out = model.base_model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
-        hidden = out.last_hidden_state[rows_t.to(device), cols_t.to(device) - 1]  # (N, H): states predicting targets
-        lp = _target_logprobs(model, hidden, ids[rows_t, cols_t].to(device)).cpu()
+        out = model.base_model(input_ids=ids.to(device), attention_mask=mask, use_cache=False, **extra)
+        hidden = out.last_hidden_state[b_t.to(device), p_t.to(device)]  # (N, H)
+        lp = _target_logprobs(model, hidden, ids[b_t, t_t].to(device)).cpu()
     seg_t = torch.tensor(segments)
     means = torch.zeros(n_segments, dtype=torch.float64).index_add_(0, seg_t, lp.double())
     means /= torch.bincount(seg_t, minlength=n_segments).double()
     flat = means.tolist()
     out_scores, k = [], 0
-    for e in batch:
-        out_scores.append(flat[k : k + len(e.targets)])
-        k += len(e.targets)
+    for row in rows:
+        out_scores.append([])
+        for e in row:
+            out_scores[-1].append(flat[k : k + len(e.targets)])
+            k += len(e.targets)
     return out_scores
 
 
@@ -194,16 +217,24 @@ def likelihood_scores(
     layout: Layout = "plain",
     batch_size: int = 16,
     bf16: bool = False,
+    share_prefixes: bool = False,
+    batch_tokens: int = 8192,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> list[list[float]]:
-    """Mean log-probability of each step's tokens (`mode="step"`) or of its written result (`mode="result"`), one
-    forward pass per record with no gradients: `scores[r][i]` scores step i of `records[r]` (nats per token, <= 0).
+    """Mean log-probability of each step's tokens (`mode="step"`) or of its written result (`mode="result"`), with
+    no gradients: `scores[r][i]` scores step i of `records[r]` (nats per token, <= 0).
 
-    Records are sorted by token count and batched `batch_size` at a time (right padding), so a batch wastes little
-    on padding; scores come back in input order and do not depend on the batching (equal within 1e-4 in fp32).
-    `on_batch(records, tokens)` is called after each batch (progress). Raises ValueError for a record longer than
-    the model's `max_position_embeddings`.
+    Without `share_prefixes`, records are sorted by token count and batched `batch_size` at a time (right padding),
+    so a batch wastes little on padding. With it, the records of one problem (up to `batch_size` of them) share a
+    row as a prefix tree, and rows are batched up to `batch_tokens` tokens: a best-of-N pool's problem and common
+    first steps are computed once. Either way scores come back in input order and do not depend on the batching
+    (equal within 1e-4 in fp32). `on_batch(records, tokens)` is called after each batch (progress; tokens counts
+    what was computed). Raises ValueError for a record longer than the model's `max_position_embeddings`.
     """
+    from types import SimpleNamespace
+
+    from prm.fit.rows import Row, length_batches, packs
+
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     encoded = [encode(tokenizer, r, mode, layout) for r in records]
@@ -213,15 +244,24 @@ def likelihood_scores(
             raise ValueError(f"record {r.id!r} is {len(e.ids)} tokens, more than the model's {limit}")
     # Any id pads: right padding under the attention mask never reaches a scored position.
     pad_id = next((t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id) if t is not None), 0)
-    order = sorted(range(len(records)), key=lambda i: len(encoded[i].ids))
+    if share_prefixes:
+        keyed = [SimpleNamespace(problem=r.problem, input_ids=e.ids) for r, e in zip(records, encoded, strict=True)]
+        rows = packs(keyed, SimpleNamespace(share_prefixes=True, batch_size=batch_size, batch_tokens=batch_tokens))
+        batches = [[rows[i] for i in b] for b in length_batches([r.width for r in rows], batch_tokens)]
+    else:
+        order = sorted(range(len(records)), key=lambda i: len(encoded[i].ids))
+        batches = [
+            [Row([i], len(encoded[i].ids)) for i in order[lo : lo + batch_size]]
+            for lo in range(0, len(order), batch_size)
+        ]
     scores: list[list[float]] = [[] for _ in records]
-    for lo in range(0, len(order), batch_size):
-        idx = order[lo : lo + batch_size]
-        batch = [encoded[i] for i in idx]
-        for i, s in zip(idx, _score_batch(model, batch, pad_id, bf16), strict=True):
-            scores[i] = s
+    for batch in batches:
+        per_row = _score_rows(model, [[encoded[i] for i in row.items] for row in batch], pad_id, bf16)
+        for row, row_scores in zip(batch, per_row, strict=True):
+            for i, s in zip(row.items, row_scores, strict=True):
+                scores[i] = s
         if on_batch is not None:
-            on_batch(len(idx), sum(len(e.ids) for e in batch))
+            on_batch(sum(len(row.items) for row in batch), sum(row.width for row in batch))
     return scores
 
 
@@ -259,6 +299,8 @@ def run(cfg: BaselineConfig) -> dict:
             layout=cfg.layout,
             batch_size=cfg.batch_size,
             bf16=cfg.bf16,
+            share_prefixes=cfg.share_prefixes,
+            batch_tokens=cfg.batch_tokens,
             on_batch=progress,
         )
     except ValueError as e:

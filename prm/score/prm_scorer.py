@@ -117,6 +117,8 @@ class PRMScorer:
         from prm.model.io import load
 
         prm, tok = load(folder)
+        if kw.pop("merge", True):
+            prm.merge_adapter()  # this scorer owns the model and never trains or saves it
         kind = next(prm.parameters()).device.type
         if kw.get("bf16") and kind in ("cpu", "cuda") and use_bf16(True, kind):
             # this scorer owns the model and runs it under bf16 autocast, which these devices have

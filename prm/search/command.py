@@ -22,7 +22,7 @@ from prm.bon.command import build_pools
 from prm.bon.select import AGGREGATES, accuracy_curve, majority, select_by_score
 from prm.config import ConfigError, config, option, save_config
 from prm.fileio import atomic_write
-from prm.generate.prompt import Shot, policy_prompt
+from prm.generate.engine import Sampling
 from prm.records import StepRecord, read_records, write_records
 from prm.score import attach_scores
 
@@ -63,18 +63,11 @@ class SearchConfig:
     bon_trials: int = option(200, "random draws for the best-of-N comparison")
     limit: int | None = option(None, "search only the first `limit` problems")
     policy: str = option("smollm2-135m", "policy: a local folder, a hub id, or smollm2-135m (the embedded model)")
-    max_step_tokens: int = option(96, "tokens per sampled step at most")
-    temperature: float = option(0.8, "sampling temperature of the policy")
-    top_p: float = option(1.0, "nucleus sampling mass (1 = off)")
-    batch_size: int = option(32, "sequences decoded together")
     seed: int = option(0, "seed of sampling")
     bf16: bool = option(True, "bf16 autocast for the policy and the PRM")
-    system: str | None = option(
-        None, "system message; null: the policy's own (a prm sft folder's), else the built-in line; \"\" for none"
-    )
-    shots: tuple[Shot, ...] | None = option(
-        None,
-        "worked examples (problem, solution); null: the policy's own (zero-shot for a prm sft folder), else two built-in ones; [] for none",
+    sampling: Sampling = option(
+        Sampling(max_new_tokens=96),
+        "how the policy samples (prm.generate.engine); search samples a step at a time, so max_new_tokens caps a step",
     )
     progress: bool = option(True, "a line per depth on stderr")
 
@@ -83,8 +76,8 @@ class SearchConfig:
             raise ValueError("strategy must be beam, dvts, astar or mcts")
         if self.rank_by not in AGGREGATES:
             raise ValueError(f"rank_by must be one of {', '.join(AGGREGATES)}")
-        if min(self.width, self.expand, self.max_steps, self.max_step_tokens, self.bon_trials) < 1:
-            raise ValueError("width, expand, max_steps, max_step_tokens and bon_trials must be >= 1")
+        if min(self.width, self.expand, self.max_steps, self.bon_trials) < 1:
+            raise ValueError("width, expand, max_steps and bon_trials must be >= 1")
         if min(self.budget, self.n_solutions) < 1 or self.c_puct < 0:
             raise ValueError("budget and n_solutions must be >= 1 and c_puct >= 0")
         answers = {"astar": ("best", "vote"), "mcts": ("visits", "best", "vote")}.get(self.strategy, ())
@@ -121,8 +114,7 @@ def bon_at_tokens(pool_path: str, problem_ids: list[str], tokens_per_problem: fl
 def run(cfg: SearchConfig) -> dict:
     import sys
 
-    from prm.generate.sampler import SamplingParams, weights_dtype
-    from prm.models import load
+    from prm.generate.engine import open_engine
     from prm.score.prm_scorer import PRMScorer
     from prm.search.steps import model_sampler, prm_scorer_fn
     from prm.search.strategies import Strategy, run_strategy
@@ -135,11 +127,11 @@ def run(cfg: SearchConfig) -> dict:
         if p.answer is None:
             raise ConfigError(f"{cfg.problems}: problem '{p.id}' has no gold answer")
     t0 = time.perf_counter()
-    model, tok = load(cfg.policy, dtype=weights_dtype(cfg.bf16))
+    engine = open_engine(cfg.policy, cfg.sampling, bf16=cfg.bf16)
     scorer = PRMScorer.from_pretrained(cfg.prm, bf16=cfg.bf16)
-    params = SamplingParams(cfg.max_step_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, cfg.bf16, cfg.seed)
+    params = cfg.sampling.params(seed=cfg.seed, bf16=cfg.bf16)
     texts = [p.problem for p in problems]
-    system, shots = policy_prompt(cfg.policy, cfg.system, cfg.shots)
+    system, shots = cfg.sampling.prompt(cfg.policy)
 
     value = prm_scorer_fn(PRMScorer.from_pretrained(cfg.value, bf16=cfg.bf16), texts) if cfg.value else None
     what = "depth" if cfg.strategy in ("beam", "dvts") else "round"
@@ -168,7 +160,7 @@ def run(cfg: SearchConfig) -> dict:
     )
     results = run_strategy(
         strategy,
-        model_sampler(model, tok, texts, params, shots, system),
+        model_sampler(engine, texts, params, shots, system),
         prm_scorer_fn(scorer, texts),
         value,
         len(problems),

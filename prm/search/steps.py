@@ -80,18 +80,19 @@ def weighted_answer(solutions: Sequence[tuple[list[str], float]]) -> tuple[list[
     return best[max(totals, key=lambda a: totals[a])]
 
 
-def model_sampler(model, tokenizer, problems: Sequence[str], params, shots, system) -> SampleFn:
-    """A `sample_fn` over a causal LM: the policy's prompt with the steps so far, one line per sample."""
+def model_sampler(engine, problems: Sequence[str], params, shots, system) -> SampleFn:
+    """A `sample_fn` over a sampling engine (`prm.generate.engine`: ours or vLLM): the policy's prompt with the steps
+    so far, one line per sample."""
     from prm.generate.prompt import build_prompt
-    from prm.generate.sampler import sample
 
     line_params = replace(params, stop_at="line")
 
     def fn(requests, k, keys):
         prompts = [
-            build_prompt(tokenizer, problems[p], shots=shots, system=system, prefix=steps) for p, steps in requests
+            build_prompt(engine.tokenizer, problems[p], shots=shots, system=system, prefix=steps)
+            for p, steps in requests
         ]
-        out = sample(model, tokenizer, prompts, k, line_params, keys=keys)
+        out = engine.sample(prompts, k, line_params, keys=keys)
         return [[(s.text, s.tokens, s.stop, s.logprob) for s in row] for row in out]
 
     return fn

@@ -88,6 +88,7 @@ def build_policy(cfg: SFTConfig):
 
 def save_policy(lm, tok, cfg: SFTConfig, folder: Path, report: dict | None, state_dict: dict | None = None) -> None:
     """The policy folder, atomically: policy.json goes last and marks it complete."""
+    system, shots = cfg.prompt()
     with atomic_files(folder, POLICY_FILE) as tmp:
         gathered = {"state_dict": {k[3:]: v for k, v in state_dict.items()}} if state_dict is not None else {}
         lm.save_pretrained(tmp, safe_serialization=True, **gathered)
@@ -95,8 +96,8 @@ def save_policy(lm, tok, cfg: SFTConfig, folder: Path, report: dict | None, stat
         meta = {
             "base": cfg.base,
             "kind": "lora" if cfg.lora else "full",
-            "system": cfg.system,
-            "shots": [{"problem": s.problem, "solution": s.solution} for s in cfg.shots],
+            "system": system,
+            "shots": [{"problem": s.problem, "solution": s.solution} for s in shots],
             "train": cfg.train,
         }
         if report is not None:
@@ -127,7 +128,7 @@ def accuracy(lm, tok, problems, cfg: SFTConfig) -> dict:
     cfg.eval_samples each): mean over samples, and the share of problems with a right sample."""
     from prm.answers import answers_equal, extract_answer
     from prm.generate.prompt import build_prompt
-    from prm.generate.sampler import SamplingParams, sample, weights_dtype
+    from prm.generate.sampler import sample, weights_dtype
 
     # Sampled from a copy as `prm generate` would load the saved policy: the adapter merged, the weights in bf16.
     # An unmerged adapter adds two small matmuls per adapted layer and decoded token (4x slower here), and merging
@@ -135,8 +136,9 @@ def accuracy(lm, tok, problems, cfg: SFTConfig) -> dict:
     policy = copy.deepcopy(lm)
     policy = policy.merge_and_unload() if hasattr(policy, "merge_and_unload") else policy
     policy = policy.to(getattr(torch, weights_dtype(cfg.bf16))).eval()
-    prompts = [build_prompt(tok, p.problem, shots=cfg.shots, system=cfg.system) for p in problems]
-    params = SamplingParams(max_new_tokens=256, temperature=0.8, bf16=cfg.bf16, seed=cfg.seed)
+    system, shots = cfg.prompt()
+    prompts = [build_prompt(tok, p.problem, shots=shots, system=system) for p in problems]
+    params = cfg.sampling.params(seed=cfg.seed, bf16=cfg.bf16)
     out = sample(policy, tok, prompts, cfg.eval_samples, params, keys=[p.id for p in problems])
     del policy
     right = [

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Literal
 
 from prm.config import config, option
-from prm.generate.prompt import DEFAULT_SYSTEM, Shot
+from prm.generate.engine import Sampling
+from prm.generate.prompt import DEFAULT_SYSTEM, Shot, policy_prompt
 from prm.model.io import LoraSpec
 
 
@@ -22,8 +23,11 @@ class SFTConfig:
         "records trained on: answer = right final answer and no step labelled false (gold solutions, right traces); "
         "steps = every step labelled true; all = every record",
     )
-    system: str = option(DEFAULT_SYSTEM, 'system line of the prompt (as prm generate sends it; "" for none)')
-    shots: tuple[Shot, ...] = option((), "worked examples in the prompt: none by default, the policy learns the format")
+    sampling: Sampling = option(
+        Sampling(system=DEFAULT_SYSTEM, shots=()),
+        "the prompt the policy learns (system, shots: none by default, the policy learns the format; null: the "
+        "base's own) and how the evaluation samples (prm.generate.engine; the native engine only)",
+    )
     lora: bool = option(True, "LoRA (peft) on lora_targets; false = full fine-tuning")
     lora_r: int = option(64, "LoRA rank")
     lora_alpha: int = option(64, "LoRA alpha")
@@ -52,7 +56,7 @@ class SFTConfig:
         None, "held-out problems with gold answers: the policy's accuracy on them every eval_every steps (sampled)"
     )
     eval_limit: int = option(64, "eval_problems used at most")
-    eval_samples: int = option(2, "solutions sampled per eval problem (temperature 0.8, as prm generate)")
+    eval_samples: int = option(2, "solutions sampled per eval problem (as the sampling block says)")
     eval_every: int = option(50, "optimizer steps between evaluations: val loss, eval accuracy (0 = only at the end)")
     save_every: int = option(100, "optimizer steps between resumable checkpoints (0 = only at the end)")
     log_every: int = option(10, "optimizer steps between log lines")
@@ -66,8 +70,16 @@ class SFTConfig:
             raise ValueError("batch_tokens >= 64, grad_accum >= 1, max_length >= 16 and batch_size >= 1 are required")
         if not 0 <= self.warmup < 1 or self.epochs <= 0:
             raise ValueError("warmup must be in [0, 1) and epochs > 0")
+        if self.sampling.engine != "native":
+            raise ValueError(
+                "sampling.engine: prm sft samples its evaluation from the weights in training (native only)"
+            )
         if self.max_length > self.batch_tokens:
             raise ValueError(f"max_length ({self.max_length}) must fit in batch_tokens ({self.batch_tokens})")
+
+    def prompt(self) -> tuple[str, tuple[Shot, ...]]:
+        """(system line, worked examples) the policy is trained and evaluated with: the block's, or the base's own."""
+        return policy_prompt(self.base, self.sampling.system, self.sampling.shots)
 
     def lora_spec(self) -> LoraSpec | None:
         if not self.lora:

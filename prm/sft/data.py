@@ -84,12 +84,13 @@ def kept(record: StepRecord, keep: str) -> bool:
 def make_examples(records: Sequence[StepRecord], tokenizer, cfg) -> tuple[list[Example], dict]:
     """The kept records as examples, and counts: records, kept, left out as too long (cfg.max_length)."""
     eot = end_of_turn(tokenizer)
+    system, shots = cfg.prompt()
     out, too_long, dropped = [], 0, 0
     for r in records:
         if not kept(r, cfg.keep):
             dropped += 1
             continue
-        ex = encode_example(tokenizer, r.problem, r.steps, cfg.system, cfg.shots, eot)
+        ex = encode_example(tokenizer, r.problem, r.steps, system, shots, eot)
         if len(ex.input_ids) > cfg.max_length:
             too_long += 1
             continue
