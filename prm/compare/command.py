@@ -100,7 +100,8 @@ def run(cfg: CompareConfig) -> dict:
 
     searches = [s for s in cfg.strategies if s != "bon"]
     todo = [(s, b) for s in searches for b in cfg.budgets if not (out / "units" / f"{s}-{b}.jsonl").exists()]
-    fns = _search_fns(cfg, problems) if todo else None
+    opened = _search_fns(cfg, problems) if todo else None  # (sample, score, value functions, the policy's engine)
+    fns = opened[:3] if opened else None
     for strategy in searches:
         units[strategy] = {}
         for budget in cfg.budgets:
@@ -113,6 +114,8 @@ def run(cfg: CompareConfig) -> dict:
                         f.write(json.dumps(row) + "\n")
             rows = [json.loads(line) for line in path.read_text().splitlines()]
             units[strategy][str(budget)] = search_summary(rows, hard, cfg.seed) | {"samples": budget}
+    if opened:
+        opened[3].close()
 
     summary = {
         "problems": len(problems),
@@ -159,7 +162,7 @@ def _search_fns(cfg: CompareConfig, problems):
     prm = prm_scorer_fn(PRMScorer.from_pretrained(cfg.prm, bf16=cfg.bf16), texts)
     # Without a Q-value model (None) the PRM's score of the newest step stands in for the value.
     value = prm_scorer_fn(PRMScorer.from_pretrained(cfg.value, bf16=cfg.bf16), texts) if cfg.value else None
-    return model_sampler(engine, texts, params, shots, system), prm, value
+    return model_sampler(engine, texts, params, shots, system), prm, value, engine
 
 
 def _run_unit(cfg: CompareConfig, strategy: str, budget: int, tokens_per_sample: float, problems, fns) -> list[dict]:

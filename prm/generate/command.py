@@ -116,6 +116,7 @@ def run(cfg: GenerateConfig) -> dict:
         keys = [p.id for p in todo]
         with writer:
             engine.sample(prompts, cfg.n, params, keys=keys, on_progress=progress, on_prompt_done=done)
+        engine.close()
         bar.close()
     else:
         writer.close()

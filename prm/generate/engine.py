@@ -70,14 +70,17 @@ class Sampling:
 
 class NativeEngine:
     """Our engine (`prm.generate.sampler.sample`) over a loaded model. It and `prm.generate.vllm_engine.VLLMEngine`
-    are the two engines: both have `.tokenizer` and `sample(prompts, n, params, *, keys, on_progress,
-    on_prompt_done)` returning `Sample`s (n per prompt)."""
+    are the two engines: both have `.tokenizer`, `sample(prompts, n, params, *, keys, on_progress, on_prompt_done)`
+    returning `Sample`s (n per prompt), and `close()`."""
 
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer
 
     def sample(self, prompts, n, params, **kw) -> list[list[Sample]]:
         return sample(self.model, self.tokenizer, prompts, n, params, **kw)
+
+    def close(self) -> None:
+        """Nothing to stop (vLLM's engine has processes to stop: a command closes whichever it opened)."""
 
 
 def open_engine(model: str, block: Sampling, *, bf16: bool, trust_remote_code: bool = False):

@@ -93,13 +93,17 @@ def run(cfg: LabelConfig) -> dict:
                 done = len(traces) - len(todo) + b + len(batch)
                 secs = time.perf_counter() - t0
                 print(f"prm label: {done}/{len(traces)} traces, {new_rollouts} rollouts, {secs:.0f} s", file=sys.stderr)
+    if hasattr(completer, "close"):
+        completer.close()  # a vLLM engine's processes would otherwise outlive the command
     secs = time.perf_counter() - t0
     summary = {"method": cfg.method, **summarize(cfg.output)}
     if cfg.consensus != "none":
         kept = [r for r in iter_records(cfg.output) if r.meta["label"]["consensus"]["agree"]]
         write_records(kept, Path(cfg.output).with_suffix(".consensus.jsonl"))
     summary["this_run"] = {"new_records": len(todo), "rollouts": new_rollouts, "seconds": round(secs, 2)}
-    summary["config"] = {k: v for k, v in to_dict(cfg).items() if k not in ("shots", "system")}
+    summary["config"] = to_dict(cfg)
+    prompt = ("shots", "system")  # long, and in the saved config beside the output
+    summary["config"]["sampling"] = {k: v for k, v in summary["config"]["sampling"].items() if k not in prompt}
     with atomic_write(Path(cfg.output).with_suffix(".summary.json")) as f:
         json.dump(summary, f, indent=2)
     print(_line(cfg, summary, len(traces) - len(todo)))

@@ -68,6 +68,9 @@ class ModelCompleter:
         out = self.engine.sample(prompts, k, self.params, keys=keys)
         return [[Rollout(s.text, extract_answer(s.text), s.tokens) for s in row] for row in out]
 
+    def close(self) -> None:
+        self.engine.close()
+
 
 def make_completer(cfg, traces=()) -> Completer:
     """The completer a config names in `cfg.completer`: `model` (the causal LM `cfg.model`: an alias such as

@@ -167,6 +167,7 @@ def run(cfg: SearchConfig) -> dict:
         expired=expired,
         on_round=on_round,
     )
+    engine.close()
     records = []
     for p, res in zip(problems, results, strict=True):
         correct = answers_equal(res.prediction, p.answer)
