@@ -112,55 +112,63 @@ def measure(cfg: LabelBenchConfig) -> list[dict]:
         for length in cfg.lengths
     }
     completer = make_completer(cfg, [t for traces in sets.values() for t in traces])
-    for length, traces in sets.items():
-        lo, _ = _span(length)
-        gold = [label_gold(t, cfg.after_error) for t in traces]
-        recorder = Recorder(completer)
-        opts = LabelOptions(kmax, "soft", False, cfg.after_error)
-        bar = f"mc K={kmax}, {length} steps" if cfg.progress else None
-        mc = label_all("mc", traces, recorder, opts, cfg.traces_per_batch, bar)
-        replay = Replay(recorder.store)
-        runs = {f"mc K={kmax}": mc}
-        for name, method, mode, early in (
-            ("mc + early stop", "mc", "hard", True),
-            ("binary", "binary", "soft", False),
-            ("binary + early stop", "binary", "hard", True),
-        ):
-            opts = LabelOptions(kmax, mode, early, cfg.after_error)
-            runs[name] = label_all(method, traces, replay, opts, cfg.traces_per_batch)
-        figures = {name: compare(labeled, gold) for name, labeled in runs.items()}
-        tag = f"{length} steps, n={len(traces)}"
-        full = figures[f"mc K={kmax}"]
-        for name, f in figures.items():
-            goal, met = "", None
-            if name == "binary" and lo >= 6:
-                goal, met = (
-                    f"<= {full['rollouts_per_trace'] / 2:.1f} (1/2 of mc)",
-                    f["rollouts_per_trace"] <= full["rollouts_per_trace"] / 2,
+    try:
+        for length, traces in sets.items():
+            lo, _ = _span(length)
+            gold = [label_gold(t, cfg.after_error) for t in traces]
+            recorder = Recorder(completer)
+            opts = LabelOptions(kmax, "soft", False, cfg.after_error)
+            bar = f"mc K={kmax}, {length} steps" if cfg.progress else None
+            mc = label_all("mc", traces, recorder, opts, cfg.traces_per_batch, bar)
+            replay = Replay(recorder.store)
+            runs = {f"mc K={kmax}": mc}
+            for name, method, mode, early in (
+                ("mc + early stop", "mc", "hard", True),
+                ("binary", "binary", "soft", False),
+                ("binary + early stop", "binary", "hard", True),
+            ):
+                opts = LabelOptions(kmax, mode, early, cfg.after_error)
+                runs[name] = label_all(method, traces, replay, opts, cfg.traces_per_batch)
+            figures = {name: compare(labeled, gold) for name, labeled in runs.items()}
+            tag = f"{length} steps, n={len(traces)}"
+            full = figures[f"mc K={kmax}"]
+            for name, f in figures.items():
+                goal, met = "", None
+                if name == "binary" and lo >= 6:
+                    goal, met = (
+                        f"<= {full['rollouts_per_trace'] / 2:.1f} (1/2 of mc)",
+                        f["rollouts_per_trace"] <= full["rollouts_per_trace"] / 2,
+                    )
+                rows.append(row(f"label {tag}: {name} rollouts/trace", f["rollouts_per_trace"], "rollouts", goal, met))
+            for name, f in figures.items():
+                goal, met = "", None
+                if name.startswith("binary"):
+                    floor = full["first_error_accuracy"] - 0.02
+                    goal, met = f">= {floor:.3f} (mc - 2 pts)", f["first_error_accuracy"] >= floor
+                rows.append(
+                    row(
+                        f"label {tag}: {name} first-error agreement with gold",
+                        f["first_error_accuracy"],
+                        "share",
+                        goal,
+                        met,
+                    )
                 )
-            rows.append(row(f"label {tag}: {name} rollouts/trace", f["rollouts_per_trace"], "rollouts", goal, met))
-        for name, f in figures.items():
-            goal, met = "", None
-            if name.startswith("binary"):
-                floor = full["first_error_accuracy"] - 0.02
-                goal, met = f">= {floor:.3f} (mc - 2 pts)", f["first_error_accuracy"] >= floor
-            rows.append(
-                row(
-                    f"label {tag}: {name} first-error agreement with gold",
-                    f["first_error_accuracy"],
-                    "share",
-                    goal,
-                    met,
+            for k in sorted(cfg.ks):
+                at_k = compare([labels_at(m, k, cfg.after_error) for m in mc], gold)
+                rows.append(
+                    row(
+                        f"label {tag}: mc hard-label step accuracy vs gold, K={k}",
+                        at_k["step_accuracy"] or 0.0,
+                        "share",
+                    )
                 )
-            )
-        for k in sorted(cfg.ks):
-            at_k = compare([labels_at(m, k, cfg.after_error) for m in mc], gold)
-            rows.append(
-                row(f"label {tag}: mc hard-label step accuracy vs gold, K={k}", at_k["step_accuracy"] or 0.0, "share")
-            )
-        tokens = sum(r.tokens for r in recorder.store.values())
-        rate = tokens / recorder.seconds if recorder.seconds > 0 else 0.0
-        rows.append(row(f"label {tag}: completer throughput ({len(recorder.store):,} rollouts)", rate, "tokens/s"))
+            tokens = sum(r.tokens for r in recorder.store.values())
+            rate = tokens / recorder.seconds if recorder.seconds > 0 else 0.0
+            rows.append(row(f"label {tag}: completer throughput ({len(recorder.store):,} rollouts)", rate, "tokens/s"))
+    finally:
+        if hasattr(completer, "close"):
+            completer.close()
     return rows
 
 

@@ -102,20 +102,22 @@ def run(cfg: CompareConfig) -> dict:
     todo = [(s, b) for s in searches for b in cfg.budgets if not (out / "units" / f"{s}-{b}.jsonl").exists()]
     opened = _search_fns(cfg, problems) if todo else None  # (sample, score, value functions, the policy's engine)
     fns = opened[:3] if opened else None
-    for strategy in searches:
-        units[strategy] = {}
-        for budget in cfg.budgets:
-            path = out / "units" / f"{strategy}-{budget}.jsonl"
-            if not path.exists():
-                rows = _run_unit(cfg, strategy, budget, tokens_per_sample, problems, fns)
-                path.parent.mkdir(exist_ok=True)
-                with atomic_write(path) as f:
-                    for row in rows:
-                        f.write(json.dumps(row) + "\n")
-            rows = [json.loads(line) for line in path.read_text().splitlines()]
-            units[strategy][str(budget)] = search_summary(rows, hard, cfg.seed) | {"samples": budget}
-    if opened:
-        opened[3].close()
+    try:
+        for strategy in searches:
+            units[strategy] = {}
+            for budget in cfg.budgets:
+                path = out / "units" / f"{strategy}-{budget}.jsonl"
+                if not path.exists():
+                    rows = _run_unit(cfg, strategy, budget, tokens_per_sample, problems, fns)
+                    path.parent.mkdir(exist_ok=True)
+                    with atomic_write(path) as f:
+                        for row in rows:
+                            f.write(json.dumps(row) + "\n")
+                rows = [json.loads(line) for line in path.read_text().splitlines()]
+                units[strategy][str(budget)] = search_summary(rows, hard, cfg.seed) | {"samples": budget}
+    finally:
+        if opened:
+            opened[3].close()
 
     summary = {
         "problems": len(problems),

@@ -115,8 +115,10 @@ def run(cfg: GenerateConfig) -> dict:
 
         keys = [p.id for p in todo]
         with writer:
-            engine.sample(prompts, cfg.n, params, keys=keys, on_progress=progress, on_prompt_done=done)
-        engine.close()
+            try:
+                engine.sample(prompts, cfg.n, params, keys=keys, on_progress=progress, on_prompt_done=done)
+            finally:
+                engine.close()  # a vLLM engine's processes would otherwise outlive the command
         bar.close()
     else:
         writer.close()

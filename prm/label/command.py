@@ -77,24 +77,29 @@ def run(cfg: LabelConfig) -> dict:
     opts = cfg.options()
     t0 = time.perf_counter()
     new_rollouts = 0
-    with writer:
-        for b in range(0, len(todo), cfg.traces_per_batch):
-            batch = todo[b : b + cfg.traces_per_batch]
-            labeled = label_batch(cfg.method, batch, completer, opts)
-            if cfg.consensus != "none":
-                second = label_batch(cfg.consensus, batch, completer, opts)
-                for lab, sec in zip(labeled, second, strict=True):
-                    lab.info["consensus"] = consensus_info(cfg.consensus, lab.labels, sec.labels, sec.info)
-            writer.write_unit([to_record(t, lab) for t, lab in zip(batch, labeled, strict=True)])
-            new_rollouts += sum(
-                lab.info["rollouts"] + lab.info.get("consensus", {}).get("rollouts", 0) for lab in labeled
-            )
-            if cfg.progress:
-                done = len(traces) - len(todo) + b + len(batch)
-                secs = time.perf_counter() - t0
-                print(f"prm label: {done}/{len(traces)} traces, {new_rollouts} rollouts, {secs:.0f} s", file=sys.stderr)
-    if hasattr(completer, "close"):
-        completer.close()  # a vLLM engine's processes would otherwise outlive the command
+    try:
+        with writer:
+            for b in range(0, len(todo), cfg.traces_per_batch):
+                batch = todo[b : b + cfg.traces_per_batch]
+                labeled = label_batch(cfg.method, batch, completer, opts)
+                if cfg.consensus != "none":
+                    second = label_batch(cfg.consensus, batch, completer, opts)
+                    for lab, sec in zip(labeled, second, strict=True):
+                        lab.info["consensus"] = consensus_info(cfg.consensus, lab.labels, sec.labels, sec.info)
+                writer.write_unit([to_record(t, lab) for t, lab in zip(batch, labeled, strict=True)])
+                new_rollouts += sum(
+                    lab.info["rollouts"] + lab.info.get("consensus", {}).get("rollouts", 0) for lab in labeled
+                )
+                if cfg.progress:
+                    done = len(traces) - len(todo) + b + len(batch)
+                    secs = time.perf_counter() - t0
+                    print(
+                        f"prm label: {done}/{len(traces)} traces, {new_rollouts} rollouts, {secs:.0f} s",
+                        file=sys.stderr,
+                    )
+    finally:
+        if hasattr(completer, "close"):
+            completer.close()  # a vLLM engine's processes would otherwise outlive the command
     secs = time.perf_counter() - t0
     summary = {"method": cfg.method, **summarize(cfg.output)}
     if cfg.consensus != "none":

@@ -157,10 +157,14 @@ def run(cfg: LabelReportConfig) -> dict:
     needs = any(m in ROLLOUT_METHODS for m in cfg.methods)
     completer = make_completer(cfg, traces) if needs else None
     labeled, methods = {}, {}
-    for m in cfg.methods:
-        t0 = time.perf_counter()
-        labeled[m] = label_all(m, traces, completer, opts, cfg.traces_per_batch, m if cfg.progress else None)
-        methods[m] = compare(labeled[m], gold) | {"seconds": time.perf_counter() - t0}
+    try:
+        for m in cfg.methods:
+            t0 = time.perf_counter()
+            labeled[m] = label_all(m, traces, completer, opts, cfg.traces_per_batch, m if cfg.progress else None)
+            methods[m] = compare(labeled[m], gold) | {"seconds": time.perf_counter() - t0}
+    finally:
+        if hasattr(completer, "close"):
+            completer.close()
     consensus = {}
     for pair in cfg.consensus:
         a, _, b = pair.partition("+")

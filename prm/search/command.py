@@ -158,16 +158,18 @@ def run(cfg: SearchConfig) -> dict:
         c_puct=cfg.c_puct,
         prior=cfg.prior,
     )
-    results = run_strategy(
-        strategy,
-        model_sampler(engine, texts, params, shots, system),
-        prm_scorer_fn(scorer, texts),
-        value,
-        len(problems),
-        expired=expired,
-        on_round=on_round,
-    )
-    engine.close()
+    try:
+        results = run_strategy(
+            strategy,
+            model_sampler(engine, texts, params, shots, system),
+            prm_scorer_fn(scorer, texts),
+            value,
+            len(problems),
+            expired=expired,
+            on_round=on_round,
+        )
+    finally:
+        engine.close()
     records = []
     for p, res in zip(problems, results, strict=True):
         correct = answers_equal(res.prediction, p.answer)
