@@ -23,7 +23,7 @@ from prm.config import config, load_config, option, save_config
 from prm.fileio import atomic_write
 from prm.generate.engine import Sampling
 from prm.label.base import Labeled, LabelOptions, apply_convention
-from prm.label.completer import Rollout, make_completer, parse_key
+from prm.label.completer import Rollout, close_completer, make_completer, parse_key
 from prm.label.config import HELP, check_completer
 from prm.label.gold import label_gold
 from prm.label.report import compare, label_all, synth_traces
@@ -103,6 +103,64 @@ def labels_at(mc: Labeled, k: int, after_error: str) -> Labeled:
     return Labeled(apply_convention(reach, after_error), [None] * len(reach), {"rollouts": 0})
 
 
+def _length_rows(cfg: LabelBenchConfig, length: str, traces, completer, kmax: int) -> list[dict]:
+    """The rows of one problem length: every labeler against gold on the same recorded rollouts."""
+    rows = []
+    lo, _ = _span(length)
+    gold = [label_gold(t, cfg.after_error) for t in traces]
+    recorder = Recorder(completer)
+    opts = LabelOptions(kmax, "soft", False, cfg.after_error)
+    bar = f"mc K={kmax}, {length} steps" if cfg.progress else None
+    mc = label_all("mc", traces, recorder, opts, cfg.traces_per_batch, bar)
+    replay = Replay(recorder.store)
+    runs = {f"mc K={kmax}": mc}
+    for name, method, mode, early in (
+        ("mc + early stop", "mc", "hard", True),
+        ("binary", "binary", "soft", False),
+        ("binary + early stop", "binary", "hard", True),
+    ):
+        opts = LabelOptions(kmax, mode, early, cfg.after_error)
+        runs[name] = label_all(method, traces, replay, opts, cfg.traces_per_batch)
+    figures = {name: compare(labeled, gold) for name, labeled in runs.items()}
+    tag = f"{length} steps, n={len(traces)}"
+    full = figures[f"mc K={kmax}"]
+    for name, f in figures.items():
+        goal, met = "", None
+        if name == "binary" and lo >= 6:
+            goal, met = (
+                f"<= {full['rollouts_per_trace'] / 2:.1f} (1/2 of mc)",
+                f["rollouts_per_trace"] <= full["rollouts_per_trace"] / 2,
+            )
+        rows.append(row(f"label {tag}: {name} rollouts/trace", f["rollouts_per_trace"], "rollouts", goal, met))
+    for name, f in figures.items():
+        goal, met = "", None
+        if name.startswith("binary"):
+            floor = full["first_error_accuracy"] - 0.02
+            goal, met = f">= {floor:.3f} (mc - 2 pts)", f["first_error_accuracy"] >= floor
+        rows.append(
+            row(
+                f"label {tag}: {name} first-error agreement with gold",
+                f["first_error_accuracy"],
+                "share",
+                goal,
+                met,
+            )
+        )
+    for k in sorted(cfg.ks):
+        at_k = compare([labels_at(m, k, cfg.after_error) for m in mc], gold)
+        rows.append(
+            row(
+                f"label {tag}: mc hard-label step accuracy vs gold, K={k}",
+                at_k["step_accuracy"] or 0.0,
+                "share",
+            )
+        )
+    tokens = sum(r.tokens for r in recorder.store.values())
+    rate = tokens / recorder.seconds if recorder.seconds > 0 else 0.0
+    rows.append(row(f"label {tag}: completer throughput ({len(recorder.store):,} rollouts)", rate, "tokens/s"))
+    return rows
+
+
 def measure(cfg: LabelBenchConfig) -> list[dict]:
     rows, kmax = [], max(cfg.ks)
     sets = {
@@ -114,61 +172,9 @@ def measure(cfg: LabelBenchConfig) -> list[dict]:
     completer = make_completer(cfg, [t for traces in sets.values() for t in traces])
     try:
         for length, traces in sets.items():
-            lo, _ = _span(length)
-            gold = [label_gold(t, cfg.after_error) for t in traces]
-            recorder = Recorder(completer)
-            opts = LabelOptions(kmax, "soft", False, cfg.after_error)
-            bar = f"mc K={kmax}, {length} steps" if cfg.progress else None
-            mc = label_all("mc", traces, recorder, opts, cfg.traces_per_batch, bar)
-            replay = Replay(recorder.store)
-            runs = {f"mc K={kmax}": mc}
-            for name, method, mode, early in (
-                ("mc + early stop", "mc", "hard", True),
-                ("binary", "binary", "soft", False),
-                ("binary + early stop", "binary", "hard", True),
-            ):
-                opts = LabelOptions(kmax, mode, early, cfg.after_error)
-                runs[name] = label_all(method, traces, replay, opts, cfg.traces_per_batch)
-            figures = {name: compare(labeled, gold) for name, labeled in runs.items()}
-            tag = f"{length} steps, n={len(traces)}"
-            full = figures[f"mc K={kmax}"]
-            for name, f in figures.items():
-                goal, met = "", None
-                if name == "binary" and lo >= 6:
-                    goal, met = (
-                        f"<= {full['rollouts_per_trace'] / 2:.1f} (1/2 of mc)",
-                        f["rollouts_per_trace"] <= full["rollouts_per_trace"] / 2,
-                    )
-                rows.append(row(f"label {tag}: {name} rollouts/trace", f["rollouts_per_trace"], "rollouts", goal, met))
-            for name, f in figures.items():
-                goal, met = "", None
-                if name.startswith("binary"):
-                    floor = full["first_error_accuracy"] - 0.02
-                    goal, met = f">= {floor:.3f} (mc - 2 pts)", f["first_error_accuracy"] >= floor
-                rows.append(
-                    row(
-                        f"label {tag}: {name} first-error agreement with gold",
-                        f["first_error_accuracy"],
-                        "share",
-                        goal,
-                        met,
-                    )
-                )
-            for k in sorted(cfg.ks):
-                at_k = compare([labels_at(m, k, cfg.after_error) for m in mc], gold)
-                rows.append(
-                    row(
-                        f"label {tag}: mc hard-label step accuracy vs gold, K={k}",
-                        at_k["step_accuracy"] or 0.0,
-                        "share",
-                    )
-                )
-            tokens = sum(r.tokens for r in recorder.store.values())
-            rate = tokens / recorder.seconds if recorder.seconds > 0 else 0.0
-            rows.append(row(f"label {tag}: completer throughput ({len(recorder.store):,} rollouts)", rate, "tokens/s"))
+            rows += _length_rows(cfg, length, traces, completer, kmax)
     finally:
-        if hasattr(completer, "close"):
-            completer.close()
+        close_completer(completer)
     return rows
 
 

@@ -100,8 +100,7 @@ def run(cfg: CompareConfig) -> dict:
 
     searches = [s for s in cfg.strategies if s != "bon"]
     todo = [(s, b) for s in searches for b in cfg.budgets if not (out / "units" / f"{s}-{b}.jsonl").exists()]
-    opened = _search_fns(cfg, problems) if todo else None  # (sample, score, value functions, the policy's engine)
-    fns = opened[:3] if opened else None
+    engine, fns = _search_fns(cfg, problems) if todo else (None, None)
     try:
         for strategy in searches:
             units[strategy] = {}
@@ -116,8 +115,8 @@ def run(cfg: CompareConfig) -> dict:
                 rows = [json.loads(line) for line in path.read_text().splitlines()]
                 units[strategy][str(budget)] = search_summary(rows, hard, cfg.seed) | {"samples": budget}
     finally:
-        if opened:
-            opened[3].close()
+        if engine is not None:
+            engine.close()
 
     summary = {
         "problems": len(problems),
@@ -153,6 +152,7 @@ def run(cfg: CompareConfig) -> dict:
 
 
 def _search_fns(cfg: CompareConfig, problems):
+    """(the policy's engine, to close when done; the sample, score and value functions of the searches)"""
     from prm.generate.engine import open_engine
     from prm.score.prm_scorer import PRMScorer
     from prm.search.steps import model_sampler, prm_scorer_fn
@@ -164,7 +164,7 @@ def _search_fns(cfg: CompareConfig, problems):
     prm = prm_scorer_fn(PRMScorer.from_pretrained(cfg.prm, bf16=cfg.bf16), texts)
     # Without a Q-value model (None) the PRM's score of the newest step stands in for the value.
     value = prm_scorer_fn(PRMScorer.from_pretrained(cfg.value, bf16=cfg.bf16), texts) if cfg.value else None
-    return model_sampler(engine, texts, params, shots, system), prm, value, engine
+    return engine, (model_sampler(engine, texts, params, shots, system), prm, value)
 
 
 def _run_unit(cfg: CompareConfig, strategy: str, budget: int, tokens_per_sample: float, problems, fns) -> list[dict]:

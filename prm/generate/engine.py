@@ -58,10 +58,10 @@ class Sampling:
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
 
-    def params(self, *, seed: int, bf16: bool, max_new_tokens: int | None = None, stop_at: str = "answer"):
+    def params(self, *, seed: int, bf16: bool, max_new_tokens: int | None = None) -> SamplingParams:
         """The engine's per-call settings (`max_new_tokens` overrides the block's, e.g. per step in search)."""
         tokens = self.max_new_tokens if max_new_tokens is None else max_new_tokens
-        return SamplingParams(tokens, self.temperature, self.top_p, self.batch_size, bf16, seed, stop_at)
+        return SamplingParams(tokens, self.temperature, self.top_p, self.batch_size, bf16, seed)
 
     def prompt(self, model: str) -> tuple[str, tuple[Shot, ...]]:
         """(system line, worked examples) to prompt `model` with (`prm.generate.prompt.policy_prompt`)."""

@@ -34,6 +34,10 @@ class SamplingParams:
     seed: int = 0
     stop_at: str = "answer"  # "answer": stop after the answer line | "line": stop after the first non-empty line
 
+    def __post_init__(self):
+        if self.stop_at not in ("answer", "line"):  # checked here, so that neither engine has to
+            raise ValueError(f"stop_at must be 'answer' or 'line', got {self.stop_at!r}")
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -296,8 +300,6 @@ def sample(
     out: list[list[Sample | None]] = [[None] * n for _ in prompts]
     pending = [n] * len(prompts)
     stop_ids = _stop_ids(tokenizer)
-    if params.stop_at not in ("answer", "line"):
-        raise ValueError(f"stop_at must be 'answer' or 'line', got {params.stop_at!r}")
     by_line = params.stop_at == "line"
     newline_ids = _newline_ids(tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

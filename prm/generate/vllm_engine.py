@@ -1,4 +1,4 @@
-"""vLLM as the sampling engine (`prm generate --engine vllm`): the same prompts, the same per-sample seeds and the
+"""vLLM as the sampling engine (`--sampling.engine vllm`): the same prompts, the same per-sample seeds and the
 same `Sample` records as our own engine (`prm.generate.sampler`), from vLLM's batched generation.
 
 vLLM is never a dependency of this project: its CPU build pins an older transformers than ours, so it lives in its
@@ -98,8 +98,6 @@ class VLLMEngine:
         from vllm.inputs import TokensPrompt
 
         keys = [str(i) for i in range(len(prompts))] if keys is None else list(keys)
-        if params.stop_at not in ("answer", "line"):
-            raise ValueError(f"stop_at must be 'answer' or 'line', got {params.stop_at!r}")
         by_line = params.stop_at == "line"
         out: list[list[Sample]] = []
         for start in range(0, len(prompts), chunk):

@@ -21,7 +21,7 @@ from pathlib import Path
 from prm.config import check_resumable, save_config, to_dict
 from prm.fileio import atomic_write
 from prm.label.base import ROLLOUT_METHODS, to_record
-from prm.label.completer import make_completer
+from prm.label.completer import close_completer, make_completer
 from prm.label.config import LabelConfig
 from prm.label.consensus import consensus_info
 from prm.label.methods import label_batch
@@ -98,8 +98,7 @@ def run(cfg: LabelConfig) -> dict:
                         file=sys.stderr,
                     )
     finally:
-        if hasattr(completer, "close"):
-            completer.close()  # a vLLM engine's processes would otherwise outlive the command
+        close_completer(completer)
     secs = time.perf_counter() - t0
     summary = {"method": cfg.method, **summarize(cfg.output)}
     if cfg.consensus != "none":

@@ -93,6 +93,13 @@ def make_completer(cfg, traces=()) -> Completer:
     raise ValueError(f"completer must be 'model' or 'python:MODULE:FACTORY[:ARG]', got {spec!r}")
 
 
+def close_completer(completer) -> None:
+    """Stop what a completer runs (a vLLM engine's processes would otherwise outlive the command); a plugin
+    completer without `close`, or None, has nothing to stop."""
+    if hasattr(completer, "close"):
+        completer.close()
+
+
 def plugin_completer(spec: str, traces) -> Completer:
     """`python:MODULE:FACTORY[:ARG]`: FACTORY(ARG, traces) from an importable module returns the completer (anything
     with `complete(requests)`): a client of another engine, or a test's scripted fake."""

@@ -22,7 +22,7 @@ from prm.config import save_config
 from prm.eval.metrics import f1_wrong, step_accuracy
 from prm.fileio import atomic_write
 from prm.label.base import ROLLOUT_METHODS, Labeled, LabelOptions, first_error
-from prm.label.completer import Completer, make_completer
+from prm.label.completer import Completer, close_completer, make_completer
 from prm.label.config import LabelReportConfig
 from prm.label.consensus import agree
 from prm.label.gold import label_gold
@@ -163,8 +163,7 @@ def run(cfg: LabelReportConfig) -> dict:
             labeled[m] = label_all(m, traces, completer, opts, cfg.traces_per_batch, m if cfg.progress else None)
             methods[m] = compare(labeled[m], gold) | {"seconds": time.perf_counter() - t0}
     finally:
-        if hasattr(completer, "close"):
-            completer.close()
+        close_completer(completer)
     consensus = {}
     for pair in cfg.consensus:
         a, _, b = pair.partition("+")
