@@ -167,6 +167,16 @@ def use_bf16(requested: bool, kind: str = "cpu") -> bool:
     return False
 
 
+def pass_tokens(requested: int, kind: str = "cpu") -> int:
+    """Padded tokens per scoring forward pass: `requested`, or where it is 0 the device's own size: 8,192 on a GPU,
+    1,024 on a CPU. On a 2-core CPU, passes of 1,024 tokens scored the demo's pool 1.2-1.4 times as fast as passes of
+    8,192, one trace per row or as prefix trees: the matrix products are as efficient at 1,024 rows, and a long
+    pass's activations and attention no longer fit the caches."""
+    if requested > 0:
+        return requested
+    return 8192 if kind == "cuda" else 1024
+
+
 def bf16_autocast(device, enabled: bool):
     """bf16 autocast on a CPU or CUDA device when `enabled` and the device runs bf16 natively (`use_bf16`), else a
     no-op context. `device` is a torch.device, a device-type string, or a module (its parameters' device)."""

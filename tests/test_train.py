@@ -262,9 +262,12 @@ def test_pool_scoring_in_prefix_trees_equals_separate_rows(tiny_model_dir):
         items += [("Tom has 3 apples.", first[: 1 + k % 3]), ("Mia has 9 pens.", other[: 2 + k % 3])]
     items += [("Tom has 3 apples.", other), ("Tom has 3 apples.", first)]
     shared = PRMScorer(prm, tok, batch_tokens=256).score_batch(items)
+    assert prm.sparse_trees  # the tiny model runs SDPA: the trees attend only where their mask lets them
+    prm.sparse_trees = False
+    dense = PRMScorer(prm, tok, batch_tokens=256).score_batch(items)
     separate = PRMScorer(prm, tok, batch_tokens=256, share_prefixes=False).score_batch(items)
-    for a, b in zip(shared, separate, strict=True):
-        assert a == pytest.approx(b, abs=1e-4)
+    for a, b, c in zip(shared, separate, dense, strict=True):
+        assert a == pytest.approx(b, abs=1e-4) and a == pytest.approx(c, abs=1e-5)
     scorer = PRMScorer(prm, tok)
     encoded = [scorer.encode(p, st) for p, st in items]
     rows = shared_rows(encoded, [p for p, _ in items], 4096, 16)
@@ -590,3 +593,29 @@ def test_scoring_merges_the_adapter_with_the_same_scores(tmp_path, tiny_model_di
     assert has_lora(kept) and has_lora(merged) == (features_from == "base")
     flat = lambda scores: [x for s in scores for x in s]  # noqa: E731
     assert flat(merged.score_batch(items)) == pytest.approx(flat(kept.score_batch(items)), abs=1e-4)
+
+
+@pytest.mark.parametrize("size", [1, 4, 64])
+def test_sparse_tree_attention_equals_sdpa_under_the_tree_mask(size):
+    """The chunked kernel gives plain SDPA's output on tree rows: several rows of different widths (padding), grouped
+    key/value heads, chunks that do not divide the width."""
+    from types import SimpleNamespace
+
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from prm.fit.rows import tree_rows
+    from prm.model.tree_attention import _attention, tree_plan
+
+    torch.manual_seed(0)
+    groups = [[[1, 2, 3, 4, 5], [1, 2, 3, 6], [1, 2, 7, 8, 9, 10]], [[11, 12], [11, 13, 14]], [[20, 21, 22]]]
+    _, mask, _, _ = tree_rows(groups, 0)
+    rows, width = mask.shape[0], mask.shape[-1]
+    q, k, v = torch.randn(rows, 6, width, 8), torch.randn(rows, 2, width, 8), torch.randn(rows, 2, width, 8)
+    module = SimpleNamespace(num_key_value_groups=3, is_causal=True)
+    want, _ = sdpa_attention_forward(module, q, k, v, mask, scaling=0.3)
+    plan = tree_plan(mask, size)
+    assert plan.keys.shape[0] == rows * -(-width // size)
+    got, _ = _attention(module, q, k, v, mask, scaling=0.3, tree_plan=plan)
+    assert got.shape == want.shape and torch.allclose(got, want, atol=1e-6)
+    if size == 4:  # a chunk of the last trace's tokens needs the shared prompt and itself, not the other traces
+        assert plan.keys.shape[1] < width

@@ -55,7 +55,7 @@ class BonConfig:
     )
     mark: str = option("min", "the PRM aggregate whose choice report.html marks (min, prod, last or mean)")
     html_problems: int = option(40, "problems shown in report.html")
-    batch_tokens: int = option(8192, "padded tokens per PRM forward pass")
+    batch_tokens: int = option(0, "padded tokens per PRM forward pass (0: 1024 on a CPU, 8192 on a GPU)")
     bf16: bool = option(True, "bf16 autocast for sampling and scoring")
     progress: bool = option(True, "progress bars on stderr")
 

@@ -27,6 +27,7 @@ from torch import nn
 
 from prm.fit.rows import eager_mask, pad_right, tree_rows
 from prm.model.encode import Encoded
+from prm.model.tree_attention import sparse_tree_attention, tree_plan
 from prm.models import decoder
 
 # result mean, equation mean, equation min, has-equation indicator; with the `operation` feature set also the mean
@@ -62,6 +63,8 @@ class PRM(nn.Module):
     def __init__(self, backbone: nn.Module, tokenizer, spec: Spec, tag_id: int):
         super().__init__()
         self.backbone, self.spec, self.tag_id = backbone, spec, tag_id
+        # prefix-tree rows attend only where the tree mask lets them (`prm.model.tree_attention`); a scorer sets it
+        self.sparse_trees = False
         hidden = backbone.get_input_embeddings().weight.shape[1]
         self.head = nn.Linear(hidden, 1) if spec.readout == "head" else None
         if spec.readout == "tokens":
@@ -131,9 +134,12 @@ class PRM(nn.Module):
 
     def _hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         mask = eager_mask(batch["attention_mask"], self.backbone, batch.get("position_ids"))
-        return decoder(self.backbone)(
-            input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch.get("position_ids")
-        ).last_hidden_state
+        model = decoder(self.backbone)
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": mask, "position_ids": batch.get("position_ids")}
+        if self.sparse_trees and isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and mask.dim() == 4:
+            with sparse_tree_attention(model):
+                return model(**inputs, tree_plan=tree_plan(mask)).last_hidden_state
+        return model(**inputs).last_hidden_state
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logit per step tag: (N,)."""
@@ -170,8 +176,13 @@ class PRM(nn.Module):
         keep = batch["feat_kind"] < (5 if n_features > 4 else 2)  # the operation's parts only where they are read
         if not keep.any():
             return out
-        b, t = batch["feat_b"][keep], batch["feat_t"][keep]
-        h, target = hidden[b, batch["feat_p"][keep]], batch["input_ids"][b, t]  # each predicted from its parent
+        # A token often counts for several features (a result token is an equation token too, the operation's parts
+        # lie in the equation) and, in a prefix tree, for several traces: its log-probability is computed once.
+        width = hidden.shape[1]
+        node, inv = torch.unique(batch["feat_b"][keep] * width + batch["feat_t"][keep], return_inverse=True)
+        parent = torch.empty_like(node).scatter_(0, inv, batch["feat_p"][keep])  # one parent per token node
+        b, t = node // width, node % width
+        h, target = hidden[b, parent], batch["input_ids"][b, t]  # each predicted from its parent
         # Only the positions the features read meet the LM head, a chunk at a time: a (positions x vocabulary) block
         # of a long scoring batch would otherwise take gigabytes.
         chunk = 512
@@ -180,7 +191,7 @@ class PRM(nn.Module):
                 (h[i : i + chunk] @ lm_w.T).float().log_softmax(-1).gather(1, target[i : i + chunk, None]).squeeze(1)
                 for i in range(0, h.shape[0], chunk)
             ]
-        )  # (M,)
+        )[inv]  # (M,)
         step, kind = batch["feat_step"][keep], batch["feat_kind"][keep]
         means = ((0, 0), (1, 1), *((k, 2 + k) for k in _PARTS if n_features > 4))
         for k, col in means:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from prm.config import ConfigError, config, option, save_config
-from prm.models import bf16_autocast
+from prm.models import bf16_autocast, pass_tokens
 from prm.records import StepRecord, read_records, write_records
 from prm.spans import result_span
 
@@ -59,7 +59,9 @@ class BaselineConfig:
     share_prefixes: bool = option(
         True, "records of one problem share a row as a prefix tree: the same scores from fewer tokens"
     )
-    batch_tokens: int = option(8192, "tokens per forward pass at most, with share_prefixes")
+    batch_tokens: int = option(
+        0, "tokens per forward pass at most, with share_prefixes (0: 1024 on a CPU, 8192 on a GPU)"
+    )
     bf16: bool = option(True, "bf16 autocast (weights stay fp32; log-softmax is taken in fp32)")
     limit: int | None = option(None, "score only the first `limit` records")
     trust_remote_code: bool = option(False, "let transformers run code shipped with the model")
@@ -68,8 +70,8 @@ class BaselineConfig:
     def __post_init__(self):
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        if self.batch_tokens < 1:
-            raise ValueError("batch_tokens must be >= 1")
+        if self.batch_tokens < 0:
+            raise ValueError("batch_tokens must be >= 0 (0: the device's size)")
         if self.limit is not None and self.limit < 0:
             raise ValueError("limit must be >= 0 or null")
 
@@ -218,7 +220,7 @@ def likelihood_scores(
     batch_size: int = 16,
     bf16: bool = False,
     share_prefixes: bool = False,
-    batch_tokens: int = 8192,
+    batch_tokens: int = 0,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> list[list[float]]:
     """Mean log-probability of each step's tokens (`mode="step"`) or of its written result (`mode="result"`), with
@@ -245,6 +247,7 @@ def likelihood_scores(
     # Any id pads: right padding under the attention mask never reaches a scored position.
     pad_id = next((t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id) if t is not None), 0)
     if share_prefixes:
+        batch_tokens = pass_tokens(batch_tokens, next(model.parameters()).device.type)
         keyed = [SimpleNamespace(problem=r.problem, input_ids=e.ids) for r, e in zip(records, encoded, strict=True)]
         rows = packs(keyed, SimpleNamespace(share_prefixes=True, batch_size=batch_size, batch_tokens=batch_tokens))
         batches = [[rows[i] for i in b] for b in length_batches([r.width for r in rows], batch_tokens)]

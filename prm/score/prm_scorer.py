@@ -6,10 +6,12 @@
 
     prm score --model runs/prm --input traces.jsonl --output scored.jsonl
 
-Traces are batched by length (a batch holds up to `batch_tokens` padded tokens), under no_grad, optionally in bf16.
+Traces are batched by length (a batch holds up to `batch_tokens` padded tokens; 0: the device's size, see
+`prm.models.pass_tokens`), under no_grad, optionally in bf16.
 Traces of one problem (a best-of-N pool) share rows as prefix trees, as in training: the problem and the first
 steps they have in common are computed once, and the scores equal those of separate rows (a test holds them within
-1e-4). A step past `max_length` cannot be scored from a whole-steps prefix; its score is the last scored step's
+1e-4). With SDPA, a tree row's attention skips what its mask hides (`prm.model.tree_attention`), and a token's
+log-probability that several features or traces read is computed once (`PRM.features`). A step past `max_length` cannot be scored from a whole-steps prefix; its score is the last scored step's
 (and the count is reported), since a PRM step score is a prefix judgement.
 """
 
@@ -29,7 +31,7 @@ from prm.eval.metrics import pad_scores
 from prm.fit.rows import Row, length_batches, packs
 from prm.model.encode import Encoded, encode
 from prm.model.prm import PRM, collate, collate_shared
-from prm.models import bf16_autocast, frozen_linears_to_bf16, use_bf16
+from prm.models import bf16_autocast, frozen_linears_to_bf16, pass_tokens, use_bf16
 from prm.records import read_records, write_records
 from prm.score import attach_scores
 
@@ -56,7 +58,7 @@ def score_encoded(
     encoded: list[Encoded],
     pad_id: int,
     *,
-    batch_tokens: int = 8192,
+    batch_tokens: int = 0,
     bf16: bool = False,
     keys: Sequence[Hashable] | None = None,
     per_row: int = 16,
@@ -66,6 +68,7 @@ def score_encoded(
     of one key share rows as prefix trees (see `shared_rows`); without, each trace has its own row."""
     prm.eval()
     device = next(prm.parameters()).device
+    batch_tokens = pass_tokens(batch_tokens, device.type)
     out: list[list[float]] = [[] for _ in encoded]
     if keys is None:
         rows = [Row([i], len(e.input_ids)) for i, e in enumerate(encoded) if e.kept]
@@ -99,7 +102,7 @@ class PRMScorer:
         tokenizer,
         *,
         max_length: int | None = None,
-        batch_tokens: int = 8192,
+        batch_tokens: int = 0,
         bf16: bool = False,
         share_prefixes: bool = True,
         progress: bool = False,
@@ -110,6 +113,7 @@ class PRMScorer:
         # a prefix tree needs an attention kernel that takes a 4D mask; others score each trace in its own row
         kernel = getattr(getattr(prm.backbone, "config", None), "_attn_implementation", "sdpa")
         self.share_prefixes = share_prefixes and kernel in ("sdpa", "eager")
+        prm.sparse_trees = kernel == "sdpa"  # SDPA takes the tree mask as booleans: its rows can skip what it hides
         self.truncated_steps = 0
 
     @classmethod
@@ -162,7 +166,7 @@ class ScoreConfig:
     model: str = option(help="a PRM checkpoint folder written by prm train")
     input: str = option(help="step records to score (traces)")
     output: str = option(help="scored records: meta.scores holds one probability per step")
-    batch_tokens: int = option(8192, "padded tokens per forward pass")
+    batch_tokens: int = option(0, "padded tokens per forward pass (0: 1024 on a CPU, 8192 on a GPU)")
     max_length: int = option(2048, "tokens per trace at most (whole steps are kept; later steps reuse the last score)")
     bf16: bool = option(False, "bf16 autocast (faster on CPU; scores differ from fp32 by about 1e-2)")
     share_prefixes: bool = option(

@@ -19,7 +19,7 @@ class ServeConfig:
     )
     aggregate: str = option("min", f"the reward of /get_reward from the step scores: {', '.join(REWARD_AGGREGATES)}")
     split: str = option("lines", f"how /get_reward splits a response into steps: {', '.join(SPLITS)}")
-    batch_tokens: int = option(8192, "padded tokens per forward pass")
+    batch_tokens: int = option(0, "padded tokens per forward pass (0: 1024 on a CPU, 8192 on a GPU)")
     window_ms: float = option(5.0, "after a request arrives, wait this long for another to share its forward pass")
     max_wait_ms: float = option(50.0, "the longest a request waits for others (the window slides with each arrival)")
     batch_budget: int = option(32768, "tokens of the requests collected into one scoring round at most")
@@ -35,7 +35,9 @@ class ServeConfig:
             raise ValueError(f"aggregate: {self.aggregate!r} is not one of {', '.join(REWARD_AGGREGATES)}")
         if self.split not in SPLITS:
             raise ValueError(f"split: {self.split!r} is not one of {', '.join(SPLITS)}")
-        for name in ("batch_tokens", "batch_budget", "max_length", "max_body", "max_traces"):
+        if self.batch_tokens < 0:
+            raise ValueError("batch_tokens: must be >= 0 (0: the device's size)")
+        for name in ("batch_budget", "max_length", "max_body", "max_traces"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1")
         if self.window_ms < 0 or self.max_wait_ms < 0:
