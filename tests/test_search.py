@@ -184,6 +184,57 @@ def test_mcts_stops_when_nothing_is_left_to_expand():
     assert res.expansions == 2 and res.prediction == "3"  # the root's one child is complete: the tree is solved
 
 
+def test_mcts_rollouts_finish_open_children_and_mix_their_verdict_into_the_values():
+    from prm.search.mcts import mcts, rollout_ends
+
+    calls = []
+    policy = scripted_policy(calls)
+    # From the good first step, the last of k samples follows GOOD; with k = 1 every rollout sample is the good one.
+    ends, spent = rollout_ends(policy, [(0, GOOD[:1]), (0, ["bad 0.0"])], ["a", "b"], max_steps=5)
+    assert ends[0] == GOOD and spent == [10, 10]  # two more lines each, 5 tokens a line
+    assert ends[1] == ["bad 0.0", "bad 1.0", "The answer is 0."]
+    assert [k for _, _, ks in calls for k in ks] == ["a/1", "b/1", "a/2", "b/2"]  # seeded by request and depth
+
+    def run(weight, budget):
+        calls.clear()
+        return mcts(policy, scripted_prm, 1, budget=budget, expand=3, rollout=weight)[0], [c[:2] for c in calls]
+
+    plain, plain_calls = run(0.0, 60)
+    assert plain.steps == GOOD and plain.tokens == 60 and plain_calls == [(1, 3)] * 4
+    # The rollouts spend the budget: round 1 samples the root's 3 children (15 tokens) and finishes each of them in
+    # two lines (30); round 2 expands the good child (15) and checks its 3 open children in one line each (15): 75
+    # tokens and no complete solution in the tree, where the plain search had found the good one.
+    checked, checked_calls = run(1.0, 60)
+    assert checked.tokens == 75 and checked.steps == [] and checked.expansions == 6
+    assert checked_calls == [(1, 3), (3, 1), (3, 1), (1, 3), (3, 1)]
+    assert run(0.5, 120)[0].steps == GOOD  # with twice the budget it gets there
+    with pytest.raises(ValueError, match="rollout"):
+        mcts(policy, scripted_prm, 1, budget=60, rollout=1.5)
+
+
+def test_mcts_rollout_weight_sets_the_leaf_value():
+    from prm.search.mcts import TreeNode, _check_by_rollouts
+    from prm.search.steps import SearchResult
+
+    def finishes(requests, k, keys):  # every rollout answers at once
+        return [[("The answer is 9.", 2, "answer")] * k for _ in requests]
+
+    def values(requests):  # the finished solutions score 0.8 at their answer line
+        return [[0.8 if s.startswith("The answer") else 0.2 for s in steps] for _, steps in requests]
+
+    node = TreeNode(["x"], "r.0", value=0.2)
+    results = [SearchResult(0)]
+    _check_by_rollouts(finishes, values, [(0, node)], 0.25, 8, results)
+    assert node.value == pytest.approx(0.75 * 0.2 + 0.25 * 0.8) and results[0].tokens == 2
+
+    def silent(requests, k, keys):  # a rollout that writes nothing has no answer: its verdict is 0
+        return [[("", 1, "eos")] * k for _ in requests]
+
+    node = TreeNode(["x"], "r.0", value=0.4)
+    _check_by_rollouts(silent, values, [(0, node)], 0.5, 8, results)
+    assert node.value == pytest.approx(0.2) and results[0].tokens == 3
+
+
 @pytest.mark.parametrize("strategy", ["astar", "mcts"])
 def test_search_strategies_reject_bad_settings(strategy):
     from prm.search.strategies import Strategy, run_strategy

@@ -41,6 +41,9 @@ class CompareConfig:
     mcts_prior: str = option("policy", "MCTS: policy (the step's mean token log-probability) or uniform (UCT)")
     mcts_expand: int = option(4, "MCTS: next steps sampled per expanded node")
     mcts_answer: str = option("visits", "MCTS: visits (most visited path), best (highest value) or vote")
+    mcts_rollout: float = option(
+        0.0, "MCTS: weight of a rollout check in each leaf's value (the policy finishes the solution); 0: none"
+    )
     bon_trials: int = option(200, "random draws of N from each pool for best-of-N")
     max_step_tokens: int = option(
         64, "tokens per sampled step at most (search; sampling.max_new_tokens caps a full sample)"
@@ -74,5 +77,7 @@ class CompareConfig:
             raise ValueError("mcts_prior must be policy or uniform")
         if self.mcts_c < 0:
             raise ValueError("mcts_c must be >= 0")
+        if not 0.0 <= self.mcts_rollout <= 1.0:
+            raise ValueError("mcts_rollout must be within [0, 1]")
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise ValueError("timeout_s must be > 0 (or null)")

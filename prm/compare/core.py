@@ -71,6 +71,7 @@ def unit_strategy(strategy: str, samples: int, tokens_per_sample: float, cfg) ->
         c_puct=cfg.mcts_c,
         prior=cfg.mcts_prior,
         answer=cfg.mcts_answer,
+        rollout=cfg.mcts_rollout,
     )
 
 

@@ -56,6 +56,11 @@ class SearchConfig:
     )
     c_puct: float = option(1.0, "mcts: exploration constant")
     prior: str = option("policy", "mcts: policy (each step's mean token log-probability) or uniform (UCT)")
+    rollout: float = option(
+        0.0,
+        "mcts: weight w of a rollout check in each leaf's value, (1 - w) * Q + w * the value of the policy's finished "
+        "solution's answer line; 0: the Q-value alone, no rollout",
+    )
     timeout_s: float | None = option(
         None, "seconds a problem may stay in search (all are searched together); one that hits it counts as it ended"
     )
@@ -85,6 +90,8 @@ class SearchConfig:
             raise ValueError(f"answer of {self.strategy} must be one of {', '.join(answers) or 'none (leave it null)'}")
         if self.prior not in ("policy", "uniform"):
             raise ValueError("prior must be policy or uniform")
+        if not 0.0 <= self.rollout <= 1.0:
+            raise ValueError("rollout must be within [0, 1]")
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise ValueError("timeout_s must be > 0 (or null)")
 
@@ -157,6 +164,7 @@ def run(cfg: SearchConfig) -> dict:
         answer=cfg.answer or "",
         c_puct=cfg.c_puct,
         prior=cfg.prior,
+        rollout=cfg.rollout,
     )
     try:
         results = run_strategy(

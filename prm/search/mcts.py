@@ -9,7 +9,11 @@ One simulation per problem per round:
    (`prior="uniform"`, plain UCT with a constant exploration term).
 2. expand: sample `expand` next steps for it (one line each); identical siblings are merged.
 3. evaluate: each child's value is the value model's score of its newest step (the Q-value model: the chance the
-   solution still reaches the right answer from this step), no rollout.
+   solution still reaches the right answer from this step). With `rollout` = w > 0, a check as AlphaGo mixes its
+   value network with rollouts: the policy also finishes each open child's solution a line at a time, and the
+   child's value becomes (1 - w) * Q + w * z, where z is the value model's score of the finished solution's answer
+   line (0 where it ends without an answer). The rollouts' tokens count against the budget; their solutions only
+   inform values and are never answers (they are not nodes of the tree).
 4. back up: every child counts as one visit with its value; the expanded node and its ancestors add them all.
 
 A selection that ends on a complete solution backs its value up again without sampling (the tree's belief in that
@@ -25,6 +29,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from prm.answers import extract_answer
 from prm.search.steps import SampleFn, ScoreFn, SearchResult, child_of, weighted_answer
 
 
@@ -89,6 +94,29 @@ def most_visited_path(root: TreeNode) -> TreeNode:
     return node
 
 
+def rollout_ends(
+    sample_fn: SampleFn, requests: list[tuple[int, list[str]]], keys: list[str], max_steps: int
+) -> tuple[list[list[str]], list[int]]:
+    """Each request's steps finished by the policy a line at a time (one sampling call per depth for all of them, the
+    key of request i and the depth seeding each line), and the tokens each rollout sampled. A rollout ends at an
+    answer line, the end of turn, the depth limit, or a sample that wrote nothing."""
+    ends = [list(steps) for _, steps in requests]
+    spent = [0] * len(requests)
+    open_ = [i for i in range(len(requests))]
+    while open_:
+        outs = sample_fn([(requests[i][0], ends[i]) for i in open_], 1, [f"{keys[i]}/{len(ends[i])}" for i in open_])
+        still = []
+        for i, samples in zip(open_, outs, strict=True):
+            spent[i] += samples[0][1]
+            child = child_of(ends[i], samples[0], max_steps)
+            if child is not None:
+                ends[i] = child.steps
+                if not child.done:
+                    still.append(i)
+        open_ = still
+    return ends, spent
+
+
 def mcts(
     sample_fn: SampleFn,
     value_fn: ScoreFn,
@@ -101,13 +129,17 @@ def mcts(
     max_steps: int = 8,
     answer: str = "visits",
     max_idle: int = 32,
+    rollout: float = 0.0,
     expired: Callable[[int], bool] | None = None,
     on_round: Callable[[int, int], None] | None = None,
 ) -> list[SearchResult]:
-    """Search every problem at once: one sampling call and one value call per round (one simulation per problem).
-    `budget` is in sampled tokens per problem; a round may overshoot it by one expansion's samples."""
+    """Search every problem at once: one sampling call and one value call per round (one simulation per problem),
+    and with `rollout` > 0 one more sampling call per depth of the rollouts and one value call for their ends.
+    `budget` is in sampled tokens per problem; a round may overshoot it by one expansion's samples (and rollouts)."""
     if min(budget, expand, max_steps, max_idle) < 1:
         raise ValueError("budget, expand, max_steps and max_idle must be >= 1")
+    if not 0.0 <= rollout <= 1.0:
+        raise ValueError(f"rollout must be within [0, 1], got {rollout}")
     if prior not in ("policy", "uniform"):
         raise ValueError(f"prior must be policy or uniform, got {prior!r}")
     if answer not in ("visits", "best", "vote"):
@@ -160,9 +192,12 @@ def mcts(
             values = value_fn([(p, n.steps) for p, n in new])
             for (p, node), v in zip(new, values, strict=True):
                 node.scores, node.value = list(v), v[-1]
-                node.visits, node.total = 1, node.value  # each child is one simulation
                 if node.done:
                     results[p].finished.append(node)
+            if rollout > 0:
+                _check_by_rollouts(sample_fn, value_fn, [x for x in new if not x[1].done], rollout, max_steps, results)
+            for _, node in new:
+                node.visits, node.total = 1, node.value  # each child is one simulation
             for _, leaf in leaves:
                 kids = leaf.children
                 for kid, pr in zip(
@@ -186,3 +221,28 @@ def mcts(
             best = next((n for n in res.finished if n.steps == steps), best)
         res.choose(best.steps, best.scores)
     return results
+
+
+def _check_by_rollouts(
+    sample_fn: SampleFn,
+    value_fn: ScoreFn,
+    nodes: list[tuple[int, TreeNode]],
+    weight: float,
+    max_steps: int,
+    results: list[SearchResult],
+) -> None:
+    """Mix each open node's value with the value model's verdict on one rollout from it (see the module docstring)."""
+    if not nodes:
+        return
+    ends, spent = rollout_ends(
+        sample_fn, [(p, n.steps) for p, n in nodes], [f"{p}/{n.key}/r" for p, n in nodes], max_steps
+    )
+    for (p, _), tokens in zip(nodes, spent, strict=True):
+        results[p].tokens += tokens
+    answered = [i for i, steps in enumerate(ends) if steps and extract_answer(steps[-1]) is not None]
+    finals = value_fn([(nodes[i][0], ends[i]) for i in answered]) if answered else []
+    z = [0.0] * len(nodes)
+    for i, scores in zip(answered, finals, strict=True):
+        z[i] = scores[-1]
+    for (_, node), zi in zip(nodes, z, strict=True):
+        node.value = (1 - weight) * node.value + weight * zi

@@ -17,7 +17,8 @@ STRATEGIES = ("beam", "dvts", "astar", "mcts")
 class Strategy:
     """A strategy and its knobs. beam/dvts: width, expand, rank_by (the aggregate that ranks partial solutions).
     astar: budget (sampled tokens per problem), expand, rank_by (g), lam, n_solutions, answer (best | vote).
-    mcts: budget, expand, c_puct, prior (policy | uniform), answer (visits | best | vote)."""
+    mcts: budget, expand, c_puct, prior (policy | uniform), answer (visits | best | vote), rollout (the weight of one
+    rollout's verdict in each leaf's value; 0: none)."""
 
     name: str
     width: int = 4
@@ -30,6 +31,7 @@ class Strategy:
     answer: str = ""  # "" = the strategy's own default (astar: best, mcts: visits)
     c_puct: float = 1.0
     prior: str = "policy"
+    rollout: float = 0.0
 
 
 def run_strategy(
@@ -83,6 +85,7 @@ def run_strategy(
             prior=s.prior,
             max_steps=s.max_steps,
             answer=s.answer or "visits",
+            rollout=s.rollout,
             expired=expired,
             on_round=on_round,
         )
