@@ -203,11 +203,13 @@ def test_mcts_rollouts_finish_open_children_and_mix_their_verdict_into_the_value
     assert plain.steps == GOOD and plain.tokens == 60 and plain_calls == [(1, 3)] * 4
     # The rollouts spend the budget: round 1 samples the root's 3 children (15 tokens) and finishes each of them in
     # two lines (30); round 2 expands the good child (15) and checks its 3 open children in one line each (15): 75
-    # tokens and no complete solution in the tree, where the plain search had found the good one.
+    # tokens and no complete solution in the tree. The rollout from the good child wrote the good solution, and
+    # rollouts that answer are candidates: the answer (the most visited path ends open) is the best-valued one.
     checked, checked_calls = run(1.0, 60)
-    assert checked.tokens == 75 and checked.steps == [] and checked.expansions == 6
+    assert checked.tokens == 75 and checked.expansions == 6
     assert checked_calls == [(1, 3), (3, 1), (3, 1), (1, 3), (3, 1)]
-    assert run(0.5, 120)[0].steps == GOOD  # with twice the budget it gets there
+    assert checked.steps == GOOD and checked.scores == [0.9, 0.9, 0.9] and checked.completed == 6
+    assert run(0.5, 120)[0].steps == GOOD
     with pytest.raises(ValueError, match="rollout"):
         mcts(policy, scripted_prm, 1, budget=60, rollout=1.5)
 

@@ -12,8 +12,9 @@ One simulation per problem per round:
    solution still reaches the right answer from this step). With `rollout` = w > 0, a check as AlphaGo mixes its
    value network with rollouts: the policy also finishes each open child's solution a line at a time, and the
    child's value becomes (1 - w) * Q + w * z, where z is the value model's score of the finished solution's answer
-   line (0 where it ends without an answer). The rollouts' tokens count against the budget; their solutions only
-   inform values and are never answers (they are not nodes of the tree).
+   line (0 where it ends without an answer). The rollouts' tokens count against the budget. A rollout that answers
+   is a complete solution too, valued z: it is not a node of the tree (visits never reach it), but it is a candidate
+   wherever the answer is chosen by value (`best`, `vote`, and `visits` when the most visited path ends open).
 4. back up: every child counts as one visit with its value; the expanded node and its ancestors add them all.
 
 A selection that ends on a complete solution backs its value up again without sampling (the tree's belief in that
@@ -244,5 +245,8 @@ def _check_by_rollouts(
     z = [0.0] * len(nodes)
     for i, scores in zip(answered, finals, strict=True):
         z[i] = scores[-1]
+        p, node = nodes[i]
+        end = TreeNode(ends[i], f"{node.key}/r", done=True, value=z[i], scores=list(scores))
+        results[p].finished.append(end)  # a candidate answer outside the tree
     for (_, node), zi in zip(nodes, z, strict=True):
         node.value = (1 - weight) * node.value + weight * zi
