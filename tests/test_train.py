@@ -619,3 +619,5 @@ def test_sparse_tree_attention_equals_sdpa_under_the_tree_mask(size):
     assert got.shape == want.shape and torch.allclose(got, want, atol=1e-6)
     if size == 4:  # a chunk of the last trace's tokens needs the shared prompt and itself, not the other traces
         assert plan.keys.shape[1] < width
+    with pytest.raises(ValueError, match="softcap"):  # what the chunks do not apply goes to SDPA, which refuses it
+        _attention(module, q, k, v, mask, scaling=0.3, tree_plan=plan, softcap=30.0)

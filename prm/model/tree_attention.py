@@ -54,7 +54,9 @@ def tree_plan(mask: torch.Tensor, size: int = 64) -> Plan:
 def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, tree_plan=None, **kwargs):
     from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
-    if tree_plan is None:
+    # a kernel argument this chunked path does not apply (attention sinks, logit soft-capping) goes to SDPA's own
+    # code, which applies it or says it cannot
+    if tree_plan is None or any(kwargs.get(k) is not None for k in ("s_aux", "softcap", "position_bias")):
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
