@@ -50,7 +50,7 @@ class DemoConfig:
         "policy",
         "backbone of the PRM, the outcome model and the likelihood baseline: the fine-tuned policy or its base",
     )
-    arithmetic: Literal["plain", "worked"] = option(
+    arithmetic: Literal["plain", "worked", "digits"] = option(
         "plain",
         "how the synthetic solutions the policy and the PRM learn from write equations (prm synth --arithmetic)",
     )

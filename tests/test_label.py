@@ -111,7 +111,7 @@ def test_gold_empty_trace_and_missing_chain():
         label_gold(StepRecord("x/0", "q", ["1 + 1 = 2"], answer="2", meta={"problem": {}}))
 
 
-@pytest.mark.parametrize("arithmetic", ["plain", "worked"])
+@pytest.mark.parametrize("arithmetic", ["plain", "worked", "digits"])
 def test_gold_agrees_with_injected_errors(arithmetic):
     """On prm synth solutions gold never errs on a right solution, never flags before the injected error, and finds
     it exactly in all but the documented rare cases (a restatement or a coincidental route, found later). Worked
@@ -154,6 +154,20 @@ def test_calc_misses_a_wrong_operation_until_the_answer():
     steps = ["She has 12 - 5 = 7 apples.", "Doubling gives 7 * 2 = 14.", "14 - 4 = 10", "The answer is 10."]
     assert label_calc(trace(steps)).labels == [True, True, True, False]
     assert gold(steps).labels == [False, None, None, None]
+
+
+def test_outcome_values_every_prefix_by_the_answer():
+    from prm.label.outcome import label_outcome
+    from prm.records import RecordError
+
+    right = label_outcome(StepRecord("t/0", "q", ["3 + 4 = 7", "So 7 * 2 = 14.", "The answer is 14."], answer="14"))
+    assert right.values == [1.0, 1.0, 1.0] and right.labels == [None, None, True]
+    wrong = label_outcome(StepRecord("t/1", "q", ["3 + 4 = 8", "The answer is 8."], answer="7"))
+    assert wrong.values == [0.0, 0.0] and wrong.labels == [None, False]
+    unanswered = label_outcome(StepRecord("t/2", "q", ["3 + 4 = 7", "So she has 7"], answer="7"))
+    assert unanswered.values == [0.0, 0.0] and unanswered.info["rollouts"] == 0
+    with pytest.raises(RecordError, match="answer"):
+        label_outcome(StepRecord("t/3", "q", ["The answer is 7."]))
 
 
 def test_convention_and_first_error():

@@ -76,15 +76,19 @@ def test_label_command_writes_records_budget_summary_and_consensus(files, tmp_pa
     assert "other settings (k: 4)" in capsys.readouterr().err
 
 
-def test_gold_and_calc_commands(files, tmp_path):
+def test_gold_calc_and_outcome_commands(files, tmp_path):
     traces, _ = files
-    for method in ("gold", "calc"):
+    for method in ("gold", "calc", "outcome"):
         out = tmp_path / f"{method}.jsonl"
         assert cli.main(["label", "--method", method, "--input", str(traces), "--output", str(out)]) == 0
         records = read_records(out)
         assert all(r.meta["label"]["method"] == method and r.meta["label"]["rollouts"] == 0 for r in records)
     gold = read_records(tmp_path / "gold.jsonl")
     assert [r.first_error() for r in gold] == [(t.meta.get("error") or {}).get("step") for t in read_records(traces)]
+    # outcome: every prefix valued by the trace's own answer (an injected error carries to a wrong answer).
+    for r, t in zip(read_records(tmp_path / "outcome.jsonl"), read_records(traces), strict=True):
+        right = "error" not in t.meta or not t.meta["error"]
+        assert r.values == [float(right)] * len(t.steps) and r.labels == [None] * (len(t.steps) - 1) + [right]
 
 
 def test_label_resumes_after_sigkill_byte_identical(files, tmp_path):

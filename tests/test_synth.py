@@ -520,11 +520,12 @@ def test_corrupt_options_from_the_command_line():
         load_config(SynthConfig, overrides={"after_error": "true"})
 
 
-def test_worked_solutions_are_chains_that_check_link_by_link():
+@pytest.mark.parametrize("arithmetic", ["worked", "digits"])
+def test_worked_solutions_are_chains_that_check_link_by_link(arithmetic):
     from prm.checker import find_equations, find_links
     from prm.label.gold import route
 
-    records = gen(n=400, seed=6, min_steps=1, max_steps=6, arithmetic="worked")
+    records = gen(n=400, seed=6, min_steps=1, max_steps=6, arithmetic=arithmetic)
     chains = 0
     for rec in records:
         meta = rec.meta
@@ -537,11 +538,36 @@ def test_worked_solutions_are_chains_that_check_link_by_link():
             chains += bool(find_links(step))
     assert chains > 300  # most multi-digit steps are worked
     # A slip shows in the last link only; the other kinds keep every link true.
-    for rec in gen(n=300, seed=7, corrupt=1.0, min_steps=1, max_steps=5, arithmetic="worked"):
+    for rec in gen(n=300, seed=7, corrupt=1.0, min_steps=1, max_steps=5, arithmetic=arithmetic):
         e, kind = rec.meta["error"]["step"], rec.meta["error"]["kind"]
         slip = kind in ("off_by_k", "digit_swap")
         assert check_step(rec.steps[e]) is (not slip), (kind, rec.steps[e])
         assert all(check_step(s) is True for s in rec.steps[:e] + rec.steps[e + 1 : -1])
+
+
+def test_digits_links_are_one_digit_facts():
+    """Every product in a `digits` chain is of two place-value parts (one nonzero digit each), every division's
+    quotient is one, and the chain's values add up link by link."""
+    import re
+
+    from prm.synth.corrupt import digits_chain, place_parts
+
+    assert place_parts(504) == [500, 4] and place_parts(7) == [7] and place_parts(1000) == [1000]
+    for x in range(2, 120):
+        for y in range(2, 60):
+            for op, res in (("*", x * y), ("/", x // y if x % y == 0 else None), ("+", x + y), ("-", x - y)):
+                if res is None or res < 0:
+                    continue
+                links = digits_chain(x, op, y)
+                text = " = ".join([f"{x} {op} {y}", *links, str(res)])
+                assert check_step(text) is True, text
+                for a, o, b in re.findall(r"(\d+) ([*/]) (\d+)", " ".join(links)):
+                    a, b = int(a), int(b)
+                    if o == "/":
+                        assert len(place_parts(a // b)) == 1, text
+                    else:  # a part times a part, or a one-digit product times its power of ten
+                        power_of_ten = str(b).strip("0") == "1"
+                        assert power_of_ten or len(place_parts(a)) == len(place_parts(b)) == 1, text
 
 
 def test_wrong_per_problem_writes_sets_of_one_right_and_m_distinct_wrong():

@@ -1,4 +1,4 @@
-"""`prm label`: per-step labels (hard) and values (soft) for traces, by four methods.
+"""`prm label`: per-step labels (hard) and values (soft) for traces, by five methods.
 
     prm label --method mc --input data/out/traces.jsonl --output data/out/labeled.jsonl --k 8
     prm label-report --config configs/label-report.yaml
@@ -7,6 +7,7 @@
 - `calc` (prm.label.calc): the safe checker on equations and calculator annotations; null where it cannot decide.
 - `mc` (prm.label.rollouts): Math-Shepherd: k rollouts per prefix; value = share correct, label = any correct.
 - `binary` (prm.label.rollouts): first-error binary search over prefixes, O(k log n) rollouts per trace.
+- `outcome` (prm.label.outcome): every prefix valued by its own trace's answer, a one-rollout Q estimate, no sampling.
 
 Rollouts come from a `Completer` (prm.label.completer): the policy model through the generation engine, or a
 completer of your own (`python:MODULE:FACTORY`, e.g. the tests' scripted fake). Output is resumable after a kill (prm.label.command); `consensus` keeps records two

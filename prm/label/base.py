@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from prm.records import StepRecord
 
-METHODS = ("gold", "calc", "mc", "binary")
+METHODS = ("gold", "calc", "mc", "binary", "outcome")
 ROLLOUT_METHODS = ("mc", "binary")
 
 

@@ -44,9 +44,10 @@ class LabelConfig:
 
     input: str = option(help="traces to label: step records from `prm generate` (or `prm synth` records)")
     output: str = option(help="labeled step records (JSONL); rerunning the same command resumes an interrupted run")
-    method: Literal["gold", "calc", "mc", "binary"] = option(
+    method: Literal["gold", "calc", "mc", "binary", "outcome"] = option(
         "mc",
-        "gold (synthetic traces: exact), calc (checks arithmetic), mc (Math-Shepherd rollouts), binary (first-error search)",
+        "gold (synthetic traces: exact), calc (checks arithmetic), mc (Math-Shepherd rollouts), binary (first-error "
+        "search), outcome (every prefix valued by its own trace's answer: a one-rollout Q estimate, no sampling)",
     )
     k: int = option(8, HELP["k"])
     mode: Literal["soft", "hard"] = option("soft", HELP["mode"])

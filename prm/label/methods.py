@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from prm.label.base import METHODS, ROLLOUT_METHODS, Labeled, LabelOptions
 from prm.label.calc import label_calc
 from prm.label.gold import label_gold
+from prm.label.outcome import label_outcome
 from prm.label.rollouts import label_binary, label_mc
 from prm.records import StepRecord
 
@@ -18,6 +19,8 @@ def label_batch(method: str, traces: Sequence[StepRecord], completer, opts: Labe
         return [label_gold(t, opts.after_error) for t in traces]
     if method == "calc":
         return [label_calc(t, opts.after_error) for t in traces]
+    if method == "outcome":
+        return [label_outcome(t) for t in traces]
     if method in ROLLOUT_METHODS:
         if completer is None:
             raise ValueError(f"method {method} needs a completer")

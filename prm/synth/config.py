@@ -68,10 +68,11 @@ class SynthConfig:
         "sentence families to draw from: train (story, chat, ledger), heldout (report: sentences no training "
         "family uses, for testing a PRM on unseen phrasings), or one family by name",
     )
-    arithmetic: Literal["plain", "worked"] = option(
+    arithmetic: Literal["plain", "worked", "digits"] = option(
         "plain",
-        "how solutions write their equations: plain (26 * 23 = 598) or worked by place value "
-        "(26 * 23 = 26 * 20 + 26 * 3 = 520 + 78 = 598), which a small policy learns to compute far more reliably",
+        "how solutions write their equations: plain (26 * 23 = 598), worked by place value "
+        "(26 * 23 = 26 * 20 + 26 * 3 = 520 + 78 = 598), which a small policy learns to compute far more reliably, "
+        "or digits, worked down to one-digit facts, divisions in chunks (504 / 9 = 450 / 9 + 54 / 9 = 50 + 6 = 56)",
     )
     after_error: Literal["null", "false"] = option(
         "null", "label of the steps after the first error: null (unlabeled, as PRM800K and ProcessBench) or false"

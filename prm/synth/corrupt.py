@@ -63,21 +63,29 @@ def gold_steps(chain: list[int], ops: list[str], operands: list[int]) -> list[St
     return [(chain[i], ops[i], operands[i], chain[i + 1]) for i in range(len(ops))]
 
 
-def equation(step: Step, k_first: bool, worked: bool = False, symbols: dict[str, str] | None = None) -> str:
-    """The text of a step's equation: `equation((17, "+", 4, 21), False) == "17 + 4 = 21"`; with `worked`, a
-    multi-digit operand is split by place value first (see `worked_chain`); `symbols` writes an operator another
-    way (`{"*": "×"}`).
+ARITHMETIC = ("plain", "worked", "digits")  # how a solution writes its equations (`prm synth --arithmetic`)
 
-    >>> equation((6, "*", 4, 24), True, symbols={"*": "x"})
-    '4 x 6 = 24'
+
+def equation(step: Step, k_first: bool, arithmetic: str = "plain", symbols: dict[str, str] | None = None) -> str:
+    """The text of a step's equation: `equation((17, "+", 4, 21), False) == "17 + 4 = 21"`; `worked` and `digits`
+    insert the middle links of `worked_chain` and `digits_chain`; `symbols` writes an operator another way
+    (`{"*": "×"}`).
+
+    >>> equation((6, "*", 4, 24), True, symbols={"*": "x"}), equation((504, "/", 9, 56), False, "digits")
+    ('4 x 6 = 24', '504 / 9 = 450 / 9 + 54 / 9 = 50 + 6 = 56')
     """
     a, op, k, c = step
     x, y = (k, a) if k_first else (a, k)
-    text = " = ".join([f"{x} {op} {y}", *(worked_chain(x, op, y) if worked else []), str(c)])
+    middle = {"plain": _no_chain, "worked": worked_chain, "digits": digits_chain}[arithmetic](x, op, y)
+    text = " = ".join([f"{x} {op} {y}", *middle, str(c)])
     for ascii_op, shown in (symbols or {}).items():
         if shown != ascii_op:
             text = text.replace(f" {ascii_op} ", f" {shown} ")
     return text
+
+
+def _no_chain(x: int, op: str, y: int) -> list[str]:
+    return []
 
 
 def worked_chain(x: int, op: str, y: int) -> list[str]:
@@ -97,6 +105,47 @@ def worked_chain(x: int, op: str, y: int) -> list[str]:
     if op == "*" and x >= 10 and x % 10 and 1 < y < 10:
         hi, lo = x - x % 10, x % 10
         return [f"{hi} * {y} + {lo} * {y}", f"{hi * y} + {lo * y}"]
+    return []
+
+
+def place_parts(n: int) -> list[int]:
+    """The nonzero place-value parts of n, largest first: `place_parts(504) == [500, 4]`."""
+    return [int(d) * 10**i for i, d in reversed(list(enumerate(reversed(str(n))))) if d != "0"]
+
+
+def digits_chain(x: int, op: str, y: int) -> list[str]:
+    """The middle links of an equation worked out to one-digit facts, further than `worked_chain`: every product
+    of place-value parts is a one-digit product with zeros after it, and partial sums are added one at a time;
+    a division is split by the quotient's place-value parts (long division in chunks); a product of two round
+    numbers is written as its one-digit product times a power of ten. Sums and differences as in `worked_chain`.
+    The links are exact.
+
+    >>> digits_chain(26, "*", 23)
+    ['20 * 20 + 20 * 3 + 6 * 20 + 6 * 3', '400 + 60 + 120 + 18', '460 + 120 + 18', '580 + 18']
+    >>> digits_chain(80, "*", 6), digits_chain(27, "*", 6), digits_chain(480, "/", 20), digits_chain(56, "/", 8)
+    (['8 * 6 * 10', '48 * 10'], ['20 * 6 + 7 * 6', '120 + 42'], ['400 / 20 + 80 / 20', '20 + 4'], [])
+    """
+    if op in "+-":
+        return worked_chain(x, op, y)
+    if op == "*" and min(x, y) > 1:
+        xs, ys = place_parts(x), place_parts(y)
+        if len(xs) == 1 and len(ys) == 1:
+            (p,), (q,) = xs, ys
+            dx, dy = int(str(p)[0]), int(str(q)[0])
+            scale = p * q // (dx * dy)
+            return [] if scale == 1 else [f"{dx} * {dy} * {scale}", f"{dx * dy} * {scale}"]
+        terms = [(p, q) for p in xs for q in ys]
+        links = [" + ".join(f"{p} * {q}" for p, q in terms)]
+        sums = [p * q for p, q in terms]
+        while len(sums) > 1:
+            links.append(" + ".join(map(str, sums)))
+            sums = [sums[0] + sums[1], *sums[2:]]
+        return links
+    if op == "/" and y and x % y == 0:
+        parts = place_parts(x // y)
+        if len(parts) < 2:
+            return []
+        return [" + ".join(f"{q * y} / {y}" for q in parts), " + ".join(map(str, parts))]
     return []
 
 

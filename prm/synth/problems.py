@@ -150,7 +150,6 @@ def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
     values_of = {k: [1.0] * (k + 1) for k in range(cfg.min_steps, cfg.max_steps + 1)}
     counts = list(range(cfg.min_steps, cfg.max_steps + 1))  # step counts not yet exhausted
     corrupting = cfg.corrupt > 0 or cfg.pairs
-    worked = cfg.arithmetic == "worked"
     fams = families(cfg.phrasing)
     index = tries = misses = steps = 0
     while index < cfg.n:
@@ -199,7 +198,7 @@ def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
             yield StepRecord(
                 id=rid + "/ok" if cfg.pairs else rid,
                 problem=problem,
-                steps=write_solution(plan, gold, chain[-1], worked),
+                steps=write_solution(plan, gold, chain[-1], cfg.arithmetic),
                 labels=list(labels_of[steps]),
                 values=list(values_of[steps]),
                 answer=answer,
@@ -220,7 +219,7 @@ def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
             yield StepRecord(
                 id=(rid + "/err" + (str(j + 1) if j else "")) if cfg.pairs else rid,
                 problem=text,
-                steps=write_solution(words, wrong.written, wrong.final, worked),
+                steps=write_solution(words, wrong.written, wrong.final, cfg.arithmetic),
                 labels=labels,
                 values=values,
                 answer=answer,

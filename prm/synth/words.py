@@ -155,16 +155,16 @@ def render_plan(
     return " ".join(_capital(t) for t in text), (common, steps)
 
 
-def write_solution(plan: Plan, written: list[Step], final: int, worked: bool = False) -> list[str]:
+def write_solution(plan: Plan, written: list[Step], final: int, arithmetic: str = "plain") -> list[str]:
     """Solution lines from a plan and one Step `(a, op, k, c)` per operation, then the family's answer line;
-    `worked` writes each equation worked by place value (`prm.synth.corrupt.worked_chain`)."""
+    `arithmetic` says how each equation is written (`prm.synth.corrupt.equation`)."""
     common, steps = plan
     one, many, box, boxes, words = common["one"], common["it"], common["box"], common["boxes"], common["words"]
     symbols = {"*": common["times"], "/": common["divide"]}
     out = []
     for (sentence, k_first, subject), step in zip(steps, written, strict=True):
         a, _, k, c = step
-        eq = equation(step, k_first, worked, symbols)
+        eq = equation(step, k_first, arithmetic, symbols)
         d = dict(common, S=subject, a=spell(a, words), k=spell(k, words), c=spell(c, words), eq=eq)
         d.update(ita=one if a == 1 else many, itk=one if k == 1 else many, itc=one if c == 1 else many)
         d["boxc"] = box if c == 1 else boxes
