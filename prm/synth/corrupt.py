@@ -63,9 +63,6 @@ def gold_steps(chain: list[int], ops: list[str], operands: list[int]) -> list[St
     return [(chain[i], ops[i], operands[i], chain[i + 1]) for i in range(len(ops))]
 
 
-ARITHMETIC = ("plain", "worked", "digits")  # how a solution writes its equations (`prm synth --arithmetic`)
-
-
 def equation(step: Step, k_first: bool, arithmetic: str = "plain", symbols: dict[str, str] | None = None) -> str:
     """The text of a step's equation: `equation((17, "+", 4, 21), False) == "17 + 4 = 21"`; `worked` and `digits`
     insert the middle links of `worked_chain` and `digits_chain`; `symbols` writes an operator another way
@@ -118,7 +115,7 @@ def digits_chain(x: int, op: str, y: int) -> list[str]:
     of place-value parts is a one-digit product with zeros after it, and partial sums are added one at a time;
     a division is split by the quotient's place-value parts (long division in chunks); a product of two round
     numbers is written as its one-digit product times a power of ten. Sums and differences as in `worked_chain`.
-    The links are exact.
+    The links are exact: a slip shows in the last link only, as in `worked_chain`.
 
     >>> digits_chain(26, "*", 23)
     ['20 * 20 + 20 * 3 + 6 * 20 + 6 * 3', '400 + 60 + 120 + 18', '460 + 120 + 18', '580 + 18']
