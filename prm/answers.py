@@ -20,6 +20,10 @@ import threading
 import time
 from fractions import Fraction
 from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prm.record import StepRecord
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Extraction
@@ -268,3 +272,13 @@ def answers_equal(pred: str | None, gold: str | None) -> bool:
         return _math_verify_equal(pred, gold, False)
     except Exception:
         return False
+
+
+def is_right(record: StepRecord) -> bool | None:
+    """Whether a record's final answer is right: `meta.correct` (prm generate), else its last step against its
+    gold answer; None when it has no gold answer to compare with."""
+    if "correct" in record.meta:
+        return bool(record.meta["correct"])
+    if record.answer is None:
+        return None
+    return answers_equal(extract_answer(record.steps[-1]), record.answer)

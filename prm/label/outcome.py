@@ -13,7 +13,7 @@ step went wrong). A trace without an answer line counts as a wrong outcome.
 
 from __future__ import annotations
 
-from prm.answers import answers_equal, extract_answer
+from prm.answers import is_right
 from prm.label.base import Labeled
 from prm.records import RecordError, StepRecord
 
@@ -24,10 +24,9 @@ def label_outcome(trace: StepRecord) -> Labeled:
     >>> label_outcome(StepRecord("t/0", "q", ["3 + 4 = 7", "The answer is 7."], answer="7")).values
     [1.0, 1.0]
     """
-    if trace.answer is None:
+    right = is_right(trace)
+    if right is None:
         raise RecordError(None, None, "answer", f"trace {trace.id!r}: outcome labels need the gold answer")
-    said = extract_answer(trace.steps[-1]) if trace.steps else None
-    right = said is not None and answers_equal(said, trace.answer)
     labels: list[bool | None] = [None] * len(trace.steps)
     if labels:
         labels[-1] = right

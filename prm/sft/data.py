@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from prm.answers import answers_equal, extract_answer
+from prm.answers import is_right
 from prm.generate.prompt import Shot, build_prompt
 from prm.records import StepRecord
 
@@ -53,16 +53,6 @@ def encode_example(
     target = "\n".join(steps) + (end_of_turn(tokenizer) if eot is None else eot)
     ids = tokenizer(target, add_special_tokens=False).input_ids
     return Example(list(prompt.input_ids) + list(ids), len(prompt.input_ids), problem)
-
-
-def is_right(record: StepRecord) -> bool | None:
-    """Whether a record's final answer is right: `meta.correct` (prm generate), else its last step against its
-    gold answer; None when it has no gold answer to compare with."""
-    if "correct" in record.meta:
-        return bool(record.meta["correct"])
-    if record.answer is None:
-        return None
-    return answers_equal(extract_answer(record.steps[-1]), record.answer)
 
 
 def kept(record: StepRecord, keep: str) -> bool:

@@ -73,16 +73,12 @@ def equation(step: Step, k_first: bool, arithmetic: str = "plain", symbols: dict
     """
     a, op, k, c = step
     x, y = (k, a) if k_first else (a, k)
-    middle = {"plain": _no_chain, "worked": worked_chain, "digits": digits_chain}[arithmetic](x, op, y)
+    middle = _CHAINS[arithmetic](x, op, y) if arithmetic in _CHAINS else []  # plain: no middle links
     text = " = ".join([f"{x} {op} {y}", *middle, str(c)])
     for ascii_op, shown in (symbols or {}).items():
         if shown != ascii_op:
             text = text.replace(f" {ascii_op} ", f" {shown} ")
     return text
-
-
-def _no_chain(x: int, op: str, y: int) -> list[str]:
-    return []
 
 
 def worked_chain(x: int, op: str, y: int) -> list[str]:
@@ -107,7 +103,8 @@ def worked_chain(x: int, op: str, y: int) -> list[str]:
 
 def place_parts(n: int) -> list[int]:
     """The nonzero place-value parts of n, largest first: `place_parts(504) == [500, 4]`."""
-    return [int(d) * 10**i for i, d in reversed(list(enumerate(reversed(str(n))))) if d != "0"]
+    digits = str(n)
+    return [int(d) * 10 ** (len(digits) - 1 - i) for i, d in enumerate(digits) if d != "0"]
 
 
 def digits_chain(x: int, op: str, y: int) -> list[str]:
@@ -144,6 +141,9 @@ def digits_chain(x: int, op: str, y: int) -> list[str]:
             return []
         return [" + ".join(f"{q * y} / {y}" for q in parts), " + ".join(map(str, parts))]
     return []
+
+
+_CHAINS = {"worked": worked_chain, "digits": digits_chain}  # the middle links of each --arithmetic but plain
 
 
 def _candidates(
