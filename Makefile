@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow demo demo-quick sft improve qvalue bench bench-trl test-trl setup-vllm test-vllm bench-vllm lint format samples clean
+.PHONY: setup test test-slow demo demo-quick sft improve qvalue compare bench bench-trl test-trl setup-vllm test-vllm bench-vllm lint format samples clean
 
 setup: $(STAMP)
 
@@ -35,14 +35,15 @@ demo-quick: setup
 PLAIN := --phrasing story --styles false
 
 # The fine-tuned policy of the README (prm sft): 6,000 synthetic gold solutions of 1-5 steps, their arithmetic worked
-# down to one-digit facts, 345,000 tokens; then its pass@1 on held-out 2-4-step problems: 64 x 4 samples at T = 0.8
-# (checked step by step by the gold labeler) and greedy on all 200. About 23 minutes on a 2-core bf16 machine.
+# down to one-digit facts, one epoch (about 1.39M tokens); then its pass@1 on held-out 2-4-step problems: 64 x 4
+# samples at T = 0.8 (checked step by step by the gold labeler) and greedy on all 200. About 90 minutes on a 2-core
+# bf16 machine; rerunning it resumes the training from its last checkpoint.
 SFT := data/out/sft
 sft: setup
 	$(PY) -m prm synth --n 6000 --min_steps 1 --max_steps 5 --seed 11 --arithmetic digits $(PLAIN) --output $(SFT)/gold.jsonl
 	$(PY) -m prm synth --n 200 --split test --min_steps 2 --max_steps 4 --seed 5 $(PLAIN) --output $(SFT)/heldout.jsonl
-	$(PY) -m prm sft --config configs/sft.yaml --train $(SFT)/gold.jsonl --output $(SFT)/policy --max_tokens 345000 \
-	  --eval_problems $(SFT)/heldout.jsonl --eval_every 56
+	$(PY) -m prm sft --config configs/sft.yaml --train $(SFT)/gold.jsonl --output $(SFT)/policy --resume true \
+	  --eval_problems $(SFT)/heldout.jsonl --eval_every 112
 	$(PY) -m prm generate --model $(SFT)/policy --input $(SFT)/heldout.jsonl --output $(SFT)/heldout-traces.jsonl \
 	  --n 4 --limit 64 --sampling.batch_size 64
 	$(PY) -m prm generate --model $(SFT)/policy --input $(SFT)/heldout.jsonl --output $(SFT)/heldout-greedy.jsonl \
@@ -89,6 +90,15 @@ qvalue: setup
 	$(PY) -m prm label --method mc --k 16 --seed 7 $(ROLL) --input $(QV)/heldout-traces.jsonl --output $(QV)/heldout-values.jsonl
 	$(PY) -m prm score --model $(QV)/model --input $(QV)/heldout-values.jsonl --output $(QV)/heldout-scored.jsonl
 	$(PY) -m prm eval --input $(QV)/heldout-scored.jsonl --output $(QV)/eval.json
+
+# Search at equal compute (README: Q*): best-of-N, beam, DVTS, A* and MCTS on 32 held-out 2-4-operation problems,
+# with the demo's policy and PRM and make qvalue's Q-value model. Rerunning resumes; about 40 minutes here.
+CMP := data/out/compare
+compare: setup
+	@test -f $(QV)/model/config.yaml || { echo "make compare: needs the Q-value model (run make demo, then make qvalue)" >&2; exit 2; }
+	$(PY) -m prm synth --n 32 --split test --min_steps 2 --max_steps 4 $(SMALL) --seed 71 --output $(CMP)/heldout.jsonl
+	$(PY) -m prm compare --config configs/compare.yaml --problems $(CMP)/heldout.jsonl --policy $(DEMO)/policy \
+	  --prm $(DEMO)/prm --value $(QV)/model --budgets "[4, 8, 16]" --output $(CMP)/search
 
 bench: setup
 	$(PY) -m prm bench --config configs/bench.yaml

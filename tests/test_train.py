@@ -15,6 +15,7 @@ import torch
 
 from prm import cli
 from prm.fit import read_evals
+from prm.fit.loop import log_until
 from prm.fit.rows import length_batches, prefix_tree
 from prm.model.encode import STEP_TAG, add_step_tag, encode, equation_span, result_span
 from prm.model.io import LoraSpec, build, load, save
@@ -275,6 +276,15 @@ def test_pool_scoring_in_prefix_trees_equals_separate_rows(tiny_model_dir):
     assert sum(r.width for r in rows) < sum(len(e.input_ids) for e in encoded) / 3
 
 
+def test_log_until_keeps_the_lines_up_to_the_checkpoint_step(tmp_path):
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "eval_auroc": 0.6}\n{"step": 3, "loss": 1.0}\n{"ste')
+    log_until(log, 2)
+    assert [json.loads(x)["step"] for x in log.read_text().splitlines()] == [1, 2]
+    log_until(tmp_path / "none.jsonl", 5)  # a run killed before its first log line: nothing to trim, nothing made
+    assert not (tmp_path / "none.jsonl").exists()
+
+
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, tiny_model_dir):
     train, val = _data(tmp_path)
     common = [
@@ -319,6 +329,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, tiny_model_dir
     last = lambda d: [json.loads(x) for x in (d / "log.jsonl").read_text().splitlines() if '"lr"' in x][-1]  # noqa: E731
     a, b = last(full), last(killed)
     assert a["step"] == b["step"] == 16
+    # The resumed log holds every step once: the killed run's lines after its checkpoint are not repeated.
+    steps = [json.loads(x)["step"] for x in (killed / "log.jsonl").read_text().splitlines() if '"lr"' in x]
+    assert steps == list(range(1, 17))
     assert b["loss"] == pytest.approx(a["loss"], rel=1e-5, abs=1e-6)
 
 

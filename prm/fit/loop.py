@@ -167,7 +167,8 @@ def fit(acc, cfg, job: Job, out_dir: str | Path, extra: dict | None = None) -> d
     model, opt, sched = acc.prepare(job.model, opt, sched)
 
     step, micro, tokens_seen, losses, last_loss, computed = 0, 0, 0, [], None, 0
-    if cfg.resume and (out_dir / "checkpoint" / "train_state.json").exists():
+    resumed = cfg.resume and (out_dir / "checkpoint" / "train_state.json").exists()
+    if resumed:
         job.load(out_dir / "checkpoint")
         step, micro, tokens_seen = load_state(out_dir / "checkpoint", opt, sched)
     # One writer of the logs and config: the main process (the others would interleave their lines).
@@ -175,7 +176,9 @@ def fit(acc, cfg, job: Job, out_dir: str | Path, extra: dict | None = None) -> d
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out_dir)
-    log = open(out_dir / "log.jsonl" if main else os.devnull, "a" if cfg.resume else "w", encoding="utf-8")
+        if resumed:
+            log_until(out_dir / "log.jsonl", step)
+    log = open(out_dir / "log.jsonl" if main else os.devnull, "a" if resumed else "w", encoding="utf-8")
     tb = _tensorboard(out_dir / "tb") if main else None
     bar = tqdm(total=total, initial=step, disable=not cfg.progress or not main, desc="train", mininterval=2.0)
     # Training throughput leaves evaluation out: eval_seconds is reported beside it.
@@ -255,6 +258,23 @@ def fit(acc, cfg, job: Job, out_dir: str | Path, extra: dict | None = None) -> d
         with atomic_write(out_dir / "train_report.json") as f:
             json.dump(report, f, indent=2)
     return report
+
+
+def log_until(path: Path, step: int) -> None:
+    """Keep the log's lines up to `step` (a resumed run's checkpoint): the killed run may have logged steps after
+    its last checkpoint, and the resumed run logs them again, so without this they would appear twice. A kill
+    in the middle of a write leaves a torn last line; it goes too."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line + "\n")
+        except (ValueError, KeyError, TypeError):
+            continue
+    with atomic_write(path) as f:
+        f.writelines(kept)
 
 
 def _log(f, tb, record: dict) -> None:
