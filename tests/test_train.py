@@ -333,6 +333,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, tiny_model_dir
     steps = [json.loads(x)["step"] for x in (killed / "log.jsonl").read_text().splitlines() if '"lr"' in x]
     assert steps == list(range(1, 17))
     assert b["loss"] == pytest.approx(a["loss"], rel=1e-5, abs=1e-6)
+    # Resuming under another schedule is refused: the checkpoint would continue on a schedule no run followed.
+    other = [x if x != "16" else "20" for x in common]
+    assert cli.main(["train", "--output", str(full), *other, "--resume", "true"]) == 2
 
 
 @pytest.mark.slow
