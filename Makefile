@@ -92,7 +92,7 @@ qvalue: setup
 	$(PY) -m prm eval --input $(QV)/heldout-scored.jsonl --output $(QV)/eval.json
 
 # Search at equal compute (README: Q*): best-of-N, beam, DVTS, A* and MCTS on 32 held-out 2-4-operation problems,
-# with the demo's policy and PRM and make qvalue's Q-value model. Rerunning resumes; about 40 minutes here.
+# with the demo's policy and PRM and make qvalue's Q-value model. Rerunning resumes; about 30 minutes here.
 CMP := data/out/compare
 compare: setup
 	@test -f $(QV)/model/config.yaml || { echo "make compare: needs the Q-value model (run make demo, then make qvalue)" >&2; exit 2; }

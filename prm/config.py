@@ -302,10 +302,12 @@ def save_config(cfg: Any, output: str | os.PathLike) -> Path:
     return path
 
 
-def check_resumable(cfg: Any, output: str | os.PathLike, free: set[str] = frozenset()) -> None:
+def check_resumable(
+    cfg: Any, output: str | os.PathLike, free: set[str] = frozenset(), only: set[str] | None = None
+) -> None:
     """Refuse to continue an existing output written under other settings: a rerun resumes only what the same
-    config started. `free` names the fields that change no output byte (batch sizes, progress); an output that
-    exists without its saved config is refused too."""
+    config started. `free` names the fields that change no output byte (batch sizes, progress), `only` (if given)
+    the only fields compared; an output that exists without its saved config is refused too."""
     out = Path(output)
     if not out.exists() or (out.is_file() and out.stat().st_size == 0) or (out.is_dir() and not any(out.iterdir())):
         return
@@ -313,7 +315,7 @@ def check_resumable(cfg: Any, output: str | os.PathLike, free: set[str] = frozen
     if not saved.exists():
         raise ConfigError(f"{out} exists without its config {saved.name}: delete it or choose another output")
     old, new = flat(to_dict(load_config(type(cfg), saved))), flat(to_dict(cfg))
-    changed = [k for k in new if k not in free and old.get(k) != new[k]]
+    changed = [k for k in new if k not in free and (only is None or k in only) and old.get(k) != new[k]]
     if changed:
         raise ConfigError(
             f"{out} was written with other settings ({', '.join(f'{k}: {old.get(k)!r}' for k in changed)}); "

@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
-from prm.config import ConfigError, save_config
+from prm.config import check_resumable, save_config
 from prm.fileio import atomic_write
 from prm.fit.rows import epoch_batches, packs
 from prm.fit.state import load_state, save_state
@@ -170,7 +169,8 @@ def fit(acc, cfg, job: Job, out_dir: str | Path, extra: dict | None = None) -> d
     step, micro, tokens_seen, losses, last_loss, computed = 0, 0, 0, [], None, 0
     resumed = cfg.resume and (out_dir / "checkpoint" / "train_state.json").exists()
     if resumed:
-        check_same_schedule(cfg, out_dir)
+        # A checkpoint continues exactly only under the schedule that wrote it.
+        check_resumable(cfg, out_dir, only=SCHEDULE)
         job.load(out_dir / "checkpoint")
         step, micro, tokens_seen = load_state(out_dir / "checkpoint", opt, sched)
     # One writer of the logs and config: the main process (the others would interleave their lines).
@@ -264,23 +264,7 @@ def fit(acc, cfg, job: Job, out_dir: str | Path, extra: dict | None = None) -> d
 
 # The fields that decide the data order and the learning-rate schedule: a checkpoint continues exactly only under
 # the same values (evaluation, logging and progress settings may change between the killed run and its resume).
-SCHEDULE = ("lr", "warmup", "epochs", "max_steps", "max_tokens", "batch_tokens", "batch_size", "grad_accum", "seed")
-
-
-def check_same_schedule(cfg: Any, out_dir: Path) -> None:
-    """Refuse to resume a checkpoint under another schedule than the run that wrote it (its saved config.yaml): the
-    scheduler would continue on the new one from the old step, which neither run would have done."""
-    saved = out_dir / "config.yaml"
-    if not saved.exists():
-        return
-    old = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
-    changed = [k for k in SCHEDULE if k in old and hasattr(cfg, k) and old[k] != getattr(cfg, k)]
-    if changed:
-        was = ", ".join(f"{k}: {old[k]!r} now {getattr(cfg, k)!r}" for k in changed)
-        raise ConfigError(
-            f"{out_dir}: its checkpoint was trained with other settings ({was}); rerun with those to resume, "
-            "or delete it / choose another output"
-        )
+SCHEDULE = {"lr", "warmup", "epochs", "max_steps", "max_tokens", "batch_tokens", "batch_size", "grad_accum", "seed"}
 
 
 def log_until(path: Path, step: int) -> None:
