@@ -92,13 +92,14 @@ qvalue: setup
 	$(PY) -m prm eval --input $(QV)/heldout-scored.jsonl --output $(QV)/eval.json
 
 # Search at equal compute (README: Q*): best-of-N, beam, DVTS, A* and MCTS on 32 held-out 2-4-operation problems,
-# with the demo's policy and PRM and make qvalue's Q-value model. Rerunning resumes; about 30 minutes here.
+# with the demo's policy and PRM and make qvalue's Q-value model, at 4, 8, 16 and 32 samples' tokens. Rerunning
+# resumes; about 70 minutes here.
 CMP := data/out/compare
 compare: setup
 	@test -f $(QV)/model/config.yaml || { echo "make compare: needs the Q-value model (run make demo, then make qvalue)" >&2; exit 2; }
 	$(PY) -m prm synth --n 32 --split test --min_steps 2 --max_steps 4 $(SMALL) --seed 71 --output $(CMP)/heldout.jsonl
 	$(PY) -m prm compare --config configs/compare.yaml --problems $(CMP)/heldout.jsonl --policy $(DEMO)/policy \
-	  --prm $(DEMO)/prm --value $(QV)/model --budgets "[4, 8, 16]" --output $(CMP)/search
+	  --prm $(DEMO)/prm --value $(QV)/model --output $(CMP)/search
 
 bench: setup
 	$(PY) -m prm bench --config configs/bench.yaml

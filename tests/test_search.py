@@ -66,11 +66,31 @@ def test_search_depth_limit_completes_beams():
     assert len(res[0].steps) == 3 and res[0].prediction is None and res[0].completed == 1
 
 
+@pytest.mark.parametrize("strategy", ["beam", "dvts"])
+def test_search_answer_by_vote_sums_the_kept_solutions_scores(strategy):
+    # Three kept solutions say 5 (0.6 each) and one says 9 (0.9): best picks 9, the weighted vote 5 (1.8 > 0.9).
+    # The fourth root sample says 9: beam's one group draws 4 (keys end in g0), DVTS's four groups one each.
+    def answers(requests, k, keys):
+        fourth = [[int(key[-1]) + j == 3 for j in range(k)] for key in keys]
+        return [[(f"The answer is {9 if last else 5}.", 4, "answer") for last in row] for row in fourth]
+
+    def prm(requests):
+        return [[0.9 if "9" in s[-1] else 0.6] for _, s in requests]
+
+    picks = {
+        how: search(answers, prm, 1, strategy=strategy, width=4, expand=1, answer=how)[0].prediction
+        for how in ("best", "vote")
+    }
+    assert picks == {"best": "9", "vote": "5"}
+
+
 def test_search_rejects_bad_settings():
     with pytest.raises(ValueError, match="strategy"):
         search(scripted_policy([]), scripted_prm, 1, strategy="mcts")
     with pytest.raises(ValueError):
         search(scripted_policy([]), scripted_prm, 1, width=0)
+    with pytest.raises(ValueError, match="answer"):
+        search(scripted_policy([]), scripted_prm, 1, answer="visits")
 
 
 def test_search_command_on_tiny_models(tmp_path, tiny_model_dir, tiny_prm_dir, tiny_problems):

@@ -32,11 +32,14 @@ class CompareConfig:
         "the problem is active); a problem that hits it ends there and counts as it ended (wrong without an answer)",
     )
     max_steps: int = option(8, "steps per solution at most (search depth)")
-    beam_rank_by: str = option("last", "beam and DVTS: PRM aggregate that ranks partial solutions")
+    beam_rank_by: str = option("min", "beam and DVTS: PRM aggregate that ranks partial solutions and complete ones")
+    beam_answer: str = option(
+        "vote", "beam and DVTS: best (the complete solution ranked first) or vote (PRM-weighted vote over the complete)"
+    )
     astar_g: str = option("min", "A*: aggregate of the PRM's step scores along the path (min, mean, last or prod)")
     astar_lambda: float = option(1.0, "A*: weight of the heuristic, f = g + lambda * h")
     astar_expand: int = option(4, "A*: next steps sampled per popped node")
-    astar_answer: str = option("best", "A*: best (the complete solution of best f) or vote (total g per answer)")
+    astar_answer: str = option("vote", "A*: best (the complete solution of best f) or vote (total g per answer)")
     mcts_c: float = option(1.0, "MCTS: exploration constant of PUCT")
     mcts_prior: str = option("policy", "MCTS: policy (the step's mean token log-probability) or uniform (UCT)")
     mcts_expand: int = option(4, "MCTS: next steps sampled per expanded node")
@@ -69,8 +72,9 @@ class CompareConfig:
         for name in ("beam_rank_by", "astar_g"):
             if getattr(self, name) not in AGGREGATES:
                 raise ValueError(f"{name} must be one of {', '.join(AGGREGATES)}")
-        if self.astar_answer not in ("best", "vote"):
-            raise ValueError("astar_answer must be best or vote")
+        for name in ("beam_answer", "astar_answer"):
+            if getattr(self, name) not in ("best", "vote"):
+                raise ValueError(f"{name} must be best or vote")
         if self.mcts_answer not in ("visits", "best", "vote"):
             raise ValueError("mcts_answer must be visits, best or vote")
         if self.mcts_prior not in ("policy", "uniform"):

@@ -50,7 +50,14 @@ def unit_strategy(strategy: str, samples: int, tokens_per_sample: float, cfg) ->
     budget = max(1, round(samples * tokens_per_sample))
     if strategy in ("beam", "dvts"):
         width, expand = beam_shape(samples)
-        return Strategy(strategy, width=width, expand=expand, max_steps=cfg.max_steps, rank_by=cfg.beam_rank_by)
+        return Strategy(
+            strategy,
+            width=width,
+            expand=expand,
+            max_steps=cfg.max_steps,
+            rank_by=cfg.beam_rank_by,
+            answer=cfg.beam_answer,
+        )
     if strategy == "astar":
         # n_solutions = samples: never the binding limit before the budget (a full sample's tokens each)
         return Strategy(

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prm.bon.select import aggregate
-from prm.search.steps import SampleFn, ScoreFn, SearchResult, child_of, weighted_answer
+from prm.search.steps import SampleFn, ScoreFn, SearchResult, child_of, vote_weight, weighted_answer
 
 
 @dataclass
@@ -110,9 +109,7 @@ def astar(
         if answer == "best":
             best = max(res.finished, key=lambda n: n.f)
         else:
-            # prod is a sum of logs: vote with the probability it stands for
-            weight = (lambda n: math.exp(n.g)) if how == "prod" else (lambda n: n.g)
-            steps, _ = weighted_answer([(n.steps, weight(n)) for n in res.finished]) or (None, None)
+            steps, _ = weighted_answer([(n.steps, vote_weight(n.g, how)) for n in res.finished]) or (None, None)
             best = next((n for n in res.finished if n.steps == steps), max(res.finished, key=lambda n: n.f))
         res.choose(best.steps, best.scores)
     return results

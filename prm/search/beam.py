@@ -9,8 +9,10 @@ line each, `stop_at="line"`), the PRM scores every extended prefix, and the best
 
 A root expands to width x expand children (per group, keep x expand), so every depth costs at most the same number
 of samples. A child that ends (answer line, end of turn, or token limit) is complete and stops expanding; when no
-beam is live, or after `max_steps`, the complete solution with the best PRM aggregate is the answer. Every sampled
-token counts towards the budget, also those of children that did not survive.
+beam is live, or after `max_steps`, the answer is the complete solution with the best PRM aggregate
+(`answer="best"`), or the answer with the largest total aggregate among the complete solutions (`answer="vote"`: the
+PRM-weighted vote that best-of-N uses, over what the search kept). Every sampled token counts towards the budget, also
+those of children that did not survive.
 
 Prompts and seeding are those of `prm generate`: a child's randomness depends only on (seed, problem, depth, parent,
 child index), so results do not depend on batching.
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prm.bon.select import aggregate
-from prm.search.steps import SampleFn, ScoreFn, SearchResult, child_of
+from prm.search.steps import SampleFn, ScoreFn, SearchResult, child_of, vote_weight, weighted_answer
 
 
 @dataclass
@@ -45,6 +47,7 @@ def search(
     expand: int = 4,
     max_steps: int = 8,
     how: str = "last",
+    answer: str = "best",
     on_depth: Callable[[int, int], None] | None = None,
     expired: Callable[[int], bool] | None = None,
 ) -> list[SearchResult]:
@@ -52,10 +55,12 @@ def search(
 
     sample_fn and score_fn as in `prm.search.steps`. `how` ranks partial solutions: `last` (the PRM's judgement
     of the newest step, as a prefix score) or min/prod/mean over the steps; the final pick among complete solutions
-    uses the same aggregate. `expired(problem)` true stops that problem's search where it is (a time limit).
+    uses the same aggregate, by the best one (`answer="best"`) or a vote (`"vote"`). `expired(problem)` true stops that problem's search where it is (a time limit).
     """
     if strategy not in ("beam", "dvts"):
         raise ValueError(f"strategy must be beam or dvts, got {strategy!r}")
+    if answer not in ("best", "vote"):
+        raise ValueError(f"answer must be best or vote, got {answer!r}")
     if width < 1 or expand < 1 or max_steps < 1:
         raise ValueError("width, expand and max_steps must be >= 1")
     groups, keep = (1, width) if strategy == "beam" else (width, 1)
@@ -100,7 +105,11 @@ def search(
         if on_depth:
             on_depth(depth + 1, len(live))
     for res in results:
-        if res.finished:
-            best = max(res.finished, key=lambda b: b.score)
-            res.choose(best.steps, best.scores)
+        if not res.finished:
+            continue
+        best = max(res.finished, key=lambda b: b.score)
+        if answer == "vote":
+            steps, _ = weighted_answer([(b.steps, vote_weight(b.score, how)) for b in res.finished]) or (None, None)
+            best = next((b for b in res.finished if b.steps == steps), best)
+        res.choose(best.steps, best.scores)
     return results

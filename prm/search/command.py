@@ -52,7 +52,9 @@ class SearchConfig:
     lam: float = option(1.0, "astar: weight of the Q-value, f = g + lam * h")
     n_solutions: int = option(16, "astar: stop once this many solutions are complete")
     answer: str | None = option(
-        None, "astar: best (default) or vote; mcts: visits (default, the most visited path), best or vote"
+        None,
+        "beam, dvts, astar: best (default: the complete solution ranked first) or vote (the PRM-weighted vote over the "
+        "complete ones); mcts: visits (default, the most visited path), best or vote",
     )
     c_puct: float = option(1.0, "mcts: exploration constant")
     prior: str = option("policy", "mcts: policy (each step's mean token log-probability) or uniform (UCT)")
@@ -85,9 +87,9 @@ class SearchConfig:
             raise ValueError("width, expand, max_steps and bon_trials must be >= 1")
         if min(self.budget, self.n_solutions) < 1 or self.c_puct < 0:
             raise ValueError("budget and n_solutions must be >= 1 and c_puct >= 0")
-        answers = {"astar": ("best", "vote"), "mcts": ("visits", "best", "vote")}.get(self.strategy, ())
+        answers = ("visits", "best", "vote") if self.strategy == "mcts" else ("best", "vote")
         if self.answer is not None and self.answer not in answers:
-            raise ValueError(f"answer of {self.strategy} must be one of {', '.join(answers) or 'none (leave it null)'}")
+            raise ValueError(f"answer of {self.strategy} must be one of {', '.join(answers)}")
         if self.prior not in ("policy", "uniform"):
             raise ValueError("prior must be policy or uniform")
         if not 0.0 <= self.rollout <= 1.0:

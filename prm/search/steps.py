@@ -12,6 +12,7 @@ Tests drive the strategies with scripted functions of the same shape.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -78,6 +79,16 @@ def weighted_answer(solutions: Sequence[tuple[list[str], float]]) -> tuple[list[
     if not totals:
         return None
     return best[max(totals, key=lambda a: totals[a])]
+
+
+def vote_weight(value: float, how: str) -> float:
+    """A solution's weight in a vote from its aggregate: `prod` is a sum of logs, so it votes with the probability
+    it stands for; every other aggregate is a probability already.
+
+    >>> vote_weight(0.5, "min"), vote_weight(0.0, "prod")
+    (0.5, 1.0)
+    """
+    return math.exp(value) if how == "prod" else value
 
 
 def model_sampler(engine, problems: Sequence[str], params, shots, system) -> SampleFn:

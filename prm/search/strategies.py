@@ -15,7 +15,8 @@ STRATEGIES = ("beam", "dvts", "astar", "mcts")
 
 @dataclass(frozen=True)
 class Strategy:
-    """A strategy and its knobs. beam/dvts: width, expand, rank_by (the aggregate that ranks partial solutions).
+    """A strategy and its knobs. beam/dvts: width, expand, rank_by (the aggregate that ranks partial solutions and
+    complete ones), answer (best | vote).
     astar: budget (sampled tokens per problem), expand, rank_by (g), lam, n_solutions, answer (best | vote).
     mcts: budget, expand, c_puct, prior (policy | uniform), answer (visits | best | vote), rollout (the weight of one
     rollout's verdict in each leaf's value; 0: none)."""
@@ -28,7 +29,7 @@ class Strategy:
     rank_by: str = "last"
     lam: float = 1.0
     n_solutions: int = 4
-    answer: str = ""  # "" = the strategy's own default (astar: best, mcts: visits)
+    answer: str = ""  # "" = the strategy's own default (beam, dvts, astar: best; mcts: visits)
     c_puct: float = 1.0
     prior: str = "policy"
     rollout: float = 0.0
@@ -55,6 +56,7 @@ def run_strategy(
             expand=s.expand,
             max_steps=s.max_steps,
             how=s.rank_by,
+            answer=s.answer or "best",
             on_depth=on_round,
             expired=expired,
         )
