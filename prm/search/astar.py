@@ -109,7 +109,8 @@ def astar(
         if answer == "best":
             best = max(res.finished, key=lambda n: n.f)
         else:
-            steps, _ = weighted_answer([(n.steps, vote_weight(n.g, how)) for n in res.finished]) or (None, None)
-            best = next((n for n in res.finished if n.steps == steps), max(res.finished, key=lambda n: n.f))
+            best = weighted_answer(res.finished, lambda n: vote_weight(n.g, how)) or max(
+                res.finished, key=lambda n: n.f
+            )
         res.choose(best.steps, best.scores)
     return results

@@ -55,7 +55,8 @@ def search(
 
     sample_fn and score_fn as in `prm.search.steps`. `how` ranks partial solutions: `last` (the PRM's judgement
     of the newest step, as a prefix score) or min/prod/mean over the steps; the final pick among complete solutions
-    uses the same aggregate, by the best one (`answer="best"`) or a vote (`"vote"`). `expired(problem)` true stops that problem's search where it is (a time limit).
+    uses the same aggregate, by the best one (`answer="best"`) or a vote (`"vote"`). `expired(problem)` true stops
+    that problem's search where it is (a time limit).
     """
     if strategy not in ("beam", "dvts"):
         raise ValueError(f"strategy must be beam or dvts, got {strategy!r}")
@@ -109,7 +110,6 @@ def search(
             continue
         best = max(res.finished, key=lambda b: b.score)
         if answer == "vote":
-            steps, _ = weighted_answer([(b.steps, vote_weight(b.score, how)) for b in res.finished]) or (None, None)
-            best = next((b for b in res.finished if b.steps == steps), best)
+            best = weighted_answer(res.finished, lambda b: vote_weight(b.score, how)) or best
         res.choose(best.steps, best.scores)
     return results

@@ -218,8 +218,7 @@ def mcts(
             end = most_visited_path(root)
             best = end if end.done and end in res.finished else best
         elif answer == "vote":
-            steps, _ = weighted_answer([(n.steps, n.value) for n in res.finished]) or (None, None)
-            best = next((n for n in res.finished if n.steps == steps), best)
+            best = weighted_answer(res.finished, lambda n: n.value) or best
         res.choose(best.steps, best.scores)
     return results
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from prm.answers import extract_answer
 
 Request = tuple[int, list[str]]
+T = TypeVar("T")
 SampleFn = Callable[[list[Request], int, list[str]], list[list[tuple]]]
 ScoreFn = Callable[[list[Request]], list[list[float]]]
 
@@ -64,21 +66,22 @@ class SearchResult:
         self.prediction = extract_answer(steps[-1]) if steps else None
 
 
-def weighted_answer(solutions: Sequence[tuple[list[str], float]]) -> tuple[list[str], float] | None:
-    """The solution whose answer has the largest total weight among `solutions` ((steps, weight) pairs with an
-    answer), represented by its best-weighted member; None when none states an answer."""
+def weighted_answer(solutions: Sequence[T], weight: Callable[[T], float]) -> T | None:
+    """Of complete solutions (anything with `.steps`), the best-weighted one among those whose answer has the
+    largest total weight; None when none states an answer."""
     totals: dict[str, float] = {}
-    best: dict[str, tuple[list[str], float]] = {}
-    for steps, w in solutions:
-        ans = extract_answer(steps[-1]) if steps else None
+    best: dict[str, tuple[T, float]] = {}
+    for sol in solutions:
+        ans = extract_answer(sol.steps[-1]) if sol.steps else None
         if ans is None:
             continue
+        w = weight(sol)
         totals[ans] = totals.get(ans, 0.0) + w
         if ans not in best or w > best[ans][1]:
-            best[ans] = (steps, w)
+            best[ans] = (sol, w)
     if not totals:
         return None
-    return best[max(totals, key=lambda a: totals[a])]
+    return best[max(totals, key=lambda a: totals[a])][0]
 
 
 def vote_weight(value: float, how: str) -> float:
