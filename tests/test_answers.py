@@ -185,7 +185,8 @@ def test_costly_input_is_refused_fast():
     assert not answers_equal("2^{10000000}", "1")
     assert not answers_equal("(10^9)!", "1")
     assert not answers_equal("1" * 40, "x")
-    assert time.perf_counter() - t0 < 0.1
+    # Unrefused, the first three run for minutes; the bound is loose so that a busy machine cannot fail it.
+    assert time.perf_counter() - t0 < 2.0
 
 
 def test_math_verify_from_a_worker_thread():

@@ -114,10 +114,12 @@ HOSTILE = [
 
 @pytest.mark.parametrize("expr", HOSTILE, ids=[h[:25] for h in HOSTILE])
 def test_hostile_input_refused_fast(expr):
-    t0 = time.perf_counter()
+    # Unrefused, each of these runs for minutes or exhausts memory; the bound is loose (CPU time of this thread),
+    # so a busy machine cannot fail it.
+    t0 = time.thread_time()
     with pytest.raises(CheckError):
         safe_eval(expr)
-    assert time.perf_counter() - t0 < 0.1
+    assert time.thread_time() - t0 < 1.0
 
 
 def test_check_error_is_value_error():
@@ -279,14 +281,17 @@ _ARITH_TEXT = st.text(alphabet="0123456789+-*/%().,×÷−· e", max_size=60)
 @settings(max_examples=400, deadline=None)
 @given(st.one_of(st.text(max_size=80), _ARITH_TEXT))
 def test_fuzz_safe_eval_only_raises_check_error_fast(text):
-    t0 = time.perf_counter()
+    # The bound catches a runaway evaluation (a power tower, a huge literal), which the limits must stop: that takes
+    # seconds to forever. It is CPU time of this thread and generous, because wall time on a shared 2-core machine
+    # once put 0.45 s on a six-character string.
+    t0 = time.thread_time()
     try:
         result = safe_eval(text)
     except CheckError:
         pass
     else:
         assert isinstance(result, Fraction)
-    assert time.perf_counter() - t0 < 0.1
+    assert time.thread_time() - t0 < 1.0
 
 
 @st.composite

@@ -13,7 +13,7 @@ from prm.checker import check_step
 from prm.config import ConfigError, config_path_for, load_config
 from prm.records import read_records, validate
 from prm.synth import ERROR_KINDS, SynthConfig, draw_skeleton, generate, inject, render, run, skeleton_key, split_of
-from prm.synth.corrupt import apply, error_labels
+from prm.synth.corrupt import SHAPE_KINDS, apply, error_labels
 from prm.synth.phrasings import FAMILIES, families
 from prm.synth.words import spell
 
@@ -404,6 +404,43 @@ def test_each_kind_errs_exactly_at_the_labeled_step(kind):
         else:
             assert (op, k) == (ops[e], operands[e]) and a in chain[:e] and a != chain[e]
             assert e >= 1
+
+
+@pytest.mark.parametrize("kind", SHAPE_KINDS)
+def test_shape_kinds_drop_or_repeat_one_operation_and_err_where_gold_sees_it(kind):
+    from prm.label.gold import label_gold
+
+    assert kind not in SynthConfig().error_kinds  # opt-in: the README's benchmarks were drawn without them
+    cfg = SynthConfig(n=300, seed=12, corrupt=1.0, error_kinds=(kind,), min_steps=1, max_steps=5)
+    records = list(generate(cfg))
+    assert len(records) == 300
+    early = 0
+    for rec in records:
+        validate(rec.to_dict())
+        chain, ops, operands, k = (rec.meta[f] for f in ("chain", "ops", "operands", "difficulty"))
+        err, written = rec.meta["error"], rec.meta["written_chain"]
+        line = err["step"]
+        assert err["kind"] == kind
+        assert len(rec.steps) == (k if kind == "skipped_step" else k + 2)
+        assert rec.labels == error_labels(len(rec.steps), line, "null")[0]
+        # The exact gold labeler, which follows the values and knows nothing of the injection, finds the same line.
+        verdicts = label_gold(rec).labels
+        assert verdicts.index(False) == line, (rec.steps, verdicts)
+        # Every equation is true: only the route is wrong, so a calculator sees nothing.
+        eqs = [parse(s) for s in rec.steps[:-1]]
+        assert all(check_step(s) is True for s in rec.steps[:-1])
+        assert [q[3] for q in eqs] == written[1:] and written[0] == chain[0]
+        assert rec.steps[-1] == FAMILIES[rec.meta["phrasing"]].answer.format(c=written[-1])
+        assert rec.answer == str(chain[-1]) != str(written[-1])
+        assert written[: line + 1] == chain[: line + 1]
+        if kind == "skipped_step":
+            early += line == k - 1  # the last operation left out: the answer line is the error
+            assert err["written"] in rec.steps[line]
+        else:
+            x, op, y, c = eqs[line]
+            assert op == ops[line - 1] and operands[line - 1] in (x, y) and written[line] in (x, y)
+    # Both forms of a skip occur: a middle line off the chain, and an early answer.
+    assert (0 < early < len(records)) if kind == "skipped_step" else early == 0
 
 
 def test_error_step_is_uniform_and_every_kind_occurs():

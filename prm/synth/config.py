@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from prm.config import config, option
-from prm.synth.corrupt import ERROR_KINDS
+from prm.synth.corrupt import ERROR_KINDS, KNOWN_KINDS
 from prm.synth.phrasings import PHRASINGS
 
 MAX_STEPS = 8  # the templates and the 135M policy model both stay readable up to here
@@ -61,7 +61,8 @@ class SynthConfig:
     )
     error_kinds: tuple[str, ...] = option(
         ERROR_KINDS,
-        f"kinds of injected errors ({', '.join(ERROR_KINDS)}); each error takes one uniformly among those that fit its step",
+        f"kinds of injected errors ({', '.join(KNOWN_KINDS)}; the default leaves out the last two, which add or drop a "
+        "line); each error takes one uniformly among those that fit its step",
     )
     phrasing: str = option(
         "train",
@@ -112,10 +113,10 @@ class SynthConfig:
         if self.wrong_per_problem > 1 and not self.pairs:
             raise ValueError("wrong_per_problem > 1 needs pairs: true (it writes sets of one right and m wrong)")
         if not self.error_kinds:
-            raise ValueError(f"error_kinds must name at least one of {', '.join(ERROR_KINDS)}")
+            raise ValueError(f"error_kinds must name at least one of {', '.join(KNOWN_KINDS)}")
         for kind in self.error_kinds:
-            if kind not in ERROR_KINDS:
-                raise ValueError(f"error_kinds: unknown kind {kind!r} (known: {', '.join(ERROR_KINDS)})")
+            if kind not in KNOWN_KINDS:
+                raise ValueError(f"error_kinds: unknown kind {kind!r} (known: {', '.join(KNOWN_KINDS)})")
         if len(set(self.error_kinds)) != len(self.error_kinds):
             raise ValueError(f"error_kinds lists a kind twice: {', '.join(self.error_kinds)}")
         if self.phrasing not in PHRASINGS:

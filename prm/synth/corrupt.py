@@ -11,6 +11,14 @@ on; so the final answer is wrong too. Error kinds (the names are part of the rec
     wrong_operand    a number from neither the problem nor the chain so far, computed right       17 + 9 = 26
     stale_value      an older value of the chain instead of the current one, computed right        11 + 4 = 15
 
+Two more kinds change the solution's shape, as a fine-tuned policy's own errors do (`make demo`'s pool: it skips a
+sentence, answers early, or does one sentence twice). They are not in the default `ERROR_KINDS` (every benchmark of
+the README was measured without them), and `KNOWN_KINDS` lists all seven:
+
+    skipped_step     one operation left out: the next line works from the value before it; left out last, the
+                     answer line states that value early (then the answer line is the first error)
+    repeated_step    one operation done twice: its sentence again, applied to its own result       21 + 4 = 25
+
 The first two make the step's own equation false; the last three keep every equation true, and only the route is
 wrong. A wrong operand or a stale value is written wherever the step's sentence names that number (the solver misread
 it); a wrong operation keeps the sentence, so the text says one thing and the equation does another. Every written value is a positive integer, every division exact, and values stay at most `limit` (the
@@ -27,6 +35,8 @@ import random
 from dataclasses import dataclass
 
 ERROR_KINDS = ("off_by_k", "digit_swap", "wrong_operation", "wrong_operand", "stale_value")
+SHAPE_KINDS = ("skipped_step", "repeated_step")  # errors that add or drop a line
+KNOWN_KINDS = ERROR_KINDS + SHAPE_KINDS
 MAX_SLIP = 10  # off_by_k draws k from ±1..±MAX_SLIP: slips of a careless solver, not wild numbers
 
 Step = tuple[int, str, int, int]  # (a, op, k, c) as written: running value, operation, operand, result
@@ -34,13 +44,23 @@ Step = tuple[int, str, int, int]  # (a, op, k, c) as written: running value, ope
 
 @dataclass(frozen=True)
 class Injected:
-    """A corrupted solution: `written` has one Step per operation (the gold ones before `step`), `final` is the
-    value the answer line states (wrong)."""
+    """A corrupted solution: `written` has one Step per line before the answer line (the gold ones before the
+    error), `final` is the value the answer line states (wrong). `step` is the operation the error is about,
+    `line` the first wrong line (the label's position), `sentences` the operation whose sentence each written
+    line uses. For the shape-keeping kinds `line == step` and the sentences are 0, 1, ..., one per operation."""
 
     kind: str
     step: int
     written: list[Step]
     final: int
+    line: int = -1
+    sentences: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.line < 0:
+            object.__setattr__(self, "line", self.step)
+        if not self.sentences:
+            object.__setattr__(self, "sentences", tuple(range(len(self.written))))
 
 
 def apply(op: str, x: int, y: int) -> int | None:
@@ -183,8 +203,33 @@ def _candidates(
             if r is not None:
                 out.append((old, op, k, r))
     else:
-        raise ValueError(f"unknown error kind {kind!r} (known: {', '.join(ERROR_KINDS)})")
+        raise ValueError(f"unknown error kind {kind!r} (known: {', '.join(KNOWN_KINDS)})")
     return out
+
+
+def _reshaped(kind: str, e: int, chain, ops, operands, k_first: list[bool], limit: int) -> Injected | None:
+    """Operation `e` left out (`skipped_step`) or done twice (`repeated_step`), the later operations computed right
+    from the value that results; None when a value leaves 1..limit or a division stops being exact, or when the
+    wrong line's value is one of the gold chain's (`+ 3` twice in a row: leaving one out or doing it once more
+    would be wrong only in which sentence the line quotes; `- 33` after `* 34` after `- 33` returns to a value
+    of the chain): a labeler that follows the values could not see where it went wrong.
+    Every later operation is one-to-one, so from there the values stay off the gold chain."""
+    gold = gold_steps(chain, ops, operands)
+    n = len(ops)
+    if kind == "skipped_step":
+        later = _carry(chain[e], e, ops, operands, k_first, limit)
+        if later is None or (later and later[0][3] in chain):
+            return None
+        written = gold[:e] + later
+        return Injected(kind, e, written, chain[e] if e == n - 1 else later[-1][3], e, (*range(e), *range(e + 1, n)))
+    again = compute(chain[e + 1], ops[e], operands[e], k_first[e])
+    if again is None or again > limit or again in chain:
+        return None
+    later = _carry(again, e, ops, operands, k_first, limit)
+    if later is None:
+        return None
+    written = gold[: e + 1] + [(chain[e + 1], ops[e], operands[e], again)] + later
+    return Injected(kind, e, written, written[-1][3], e + 1, (*range(e + 1), *range(e, n)))
 
 
 def _carry(value: int, e: int, ops, operands, k_first: list[bool], limit: int) -> list[Step] | None:
@@ -219,8 +264,9 @@ def inject(
     random order. The kind is uniform among the kinds possible at that step, the wrong step uniform among that
     kind's valid versions. Returns None when no step admits any kind (then the caller skips the problem).
 
-    The step comes first so that an error's position carries no information; the price is that kinds that fit
-    fewer steps are rarer (with all kinds on 2-4-step problems: off_by_k and wrong_operand about 27% each,
+    The step comes first so that an error's position carries no information (a `repeated_step` errs on the line
+    after its operation, so its wrong line is never the first); the price is that kinds that fit fewer steps are
+    rarer (with all kinds on 2-4-step problems: off_by_k and wrong_operand about 27% each,
     wrong_operation 21%, digit_swap 13%, stale_value 11%, never at step 0).
     """
     n = len(ops)
@@ -232,6 +278,11 @@ def inject(
         order = list(kinds)
         rng.shuffle(order)
         for kind in order:
+            if kind in SHAPE_KINDS:
+                reshaped = _reshaped(kind, e, chain, ops, operands, k_first, limit)
+                if reshaped is not None:
+                    return reshaped
+                continue
             valid = []
             for cand in _candidates(kind, e, chain, ops, operands, k_first, lo, hi, avoid):
                 if cand[3] > limit:

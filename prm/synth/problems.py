@@ -206,20 +206,26 @@ def generate(cfg: SynthConfig) -> Iterator[StepRecord]:
                 meta=meta,
             )
         for j, (text, words, wrong) in enumerate(wrongs):
-            e = wrong.step
-            labels, values = error_labels(steps + 1, e, cfg.after_error)
-            k_first = words[1][e][1]
+            e, line = wrong.step, wrong.line
+            labels, values = error_labels(len(wrong.written) + 1, line, cfg.after_error)
             shown = {"*": words[0]["times"], "/": words[0]["divide"]}  # as the text writes the operators
+            sentences = [words[1][i] for i in wrong.sentences]
+            # The wrong line's equation as written, or the answer's value where the answer line is the error.
+            written = (
+                equation(wrong.written[line], sentences[line][1], symbols=shown)
+                if line < len(wrong.written)
+                else str(wrong.final)
+            )
             error = {
                 "kind": wrong.kind,
-                "step": e,
-                "gold": equation(gold[e], k_first, symbols=shown),
-                "written": equation(wrong.written[e], k_first, symbols=shown),
+                "step": line,
+                "gold": equation(gold[e], words[1][e][1], symbols=shown),
+                "written": written,
             }
             yield StepRecord(
                 id=(rid + "/err" + (str(j + 1) if j else "")) if cfg.pairs else rid,
                 problem=text,
-                steps=write_solution(words, wrong.written, wrong.final, cfg.arithmetic),
+                steps=write_solution((words[0], sentences), wrong.written, wrong.final, cfg.arithmetic),
                 labels=labels,
                 values=values,
                 answer=answer,
