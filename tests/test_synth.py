@@ -411,7 +411,7 @@ def test_shape_kinds_drop_or_repeat_one_operation_and_err_where_gold_sees_it(kin
     from prm.label.gold import label_gold
 
     assert kind not in SynthConfig().error_kinds  # opt-in: the README's benchmarks were drawn without them
-    cfg = SynthConfig(n=300, seed=12, corrupt=1.0, error_kinds=(kind,), min_steps=1, max_steps=5)
+    cfg = SynthConfig(n=300, seed=12, corrupt=1.0, error_kinds=(kind,), min_steps=1, max_steps=5, min_value=1)
     records = list(generate(cfg))
     assert len(records) == 300
     early = 0

@@ -212,24 +212,27 @@ def _reshaped(kind: str, e: int, chain, ops, operands, k_first: list[bool], limi
     from the value that results; None when a value leaves 1..limit or a division stops being exact, or when the
     wrong line's value is one of the gold chain's (`+ 3` twice in a row: leaving one out or doing it once more
     would be wrong only in which sentence the line quotes; `- 33` after `* 34` after `- 33` returns to a value
-    of the chain): a labeler that follows the values could not see where it went wrong.
-    Every later operation is one-to-one, so from there the values stay off the gold chain."""
+    of the chain): a labeler that follows the values could not see where it went wrong; or when the answer comes
+    out right all the same (an operation by 1)."""
     gold = gold_steps(chain, ops, operands)
     n = len(ops)
     if kind == "skipped_step":
         later = _carry(chain[e], e, ops, operands, k_first, limit)
         if later is None or (later and later[0][3] in chain):
             return None
-        written = gold[:e] + later
-        return Injected(kind, e, written, chain[e] if e == n - 1 else later[-1][3], e, (*range(e), *range(e + 1, n)))
-    again = compute(chain[e + 1], ops[e], operands[e], k_first[e])
-    if again is None or again > limit or again in chain:
-        return None
-    later = _carry(again, e, ops, operands, k_first, limit)
-    if later is None:
-        return None
-    written = gold[: e + 1] + [(chain[e + 1], ops[e], operands[e], again)] + later
-    return Injected(kind, e, written, written[-1][3], e + 1, (*range(e + 1), *range(e, n)))
+        out = Injected(kind, e, gold[:e] + later, later[-1][3] if later else chain[e], e, (*range(e), *range(e + 1, n)))
+    else:
+        again = compute(chain[e + 1], ops[e], operands[e], k_first[e])
+        later = (
+            None
+            if again is None or again > limit or again in chain
+            else _carry(again, e, ops, operands, k_first, limit)
+        )
+        if later is None:
+            return None
+        written = gold[: e + 1] + [(chain[e + 1], ops[e], operands[e], again)] + later
+        out = Injected(kind, e, written, written[-1][3], e + 1, (*range(e + 1), *range(e, n)))
+    return None if out.final == chain[-1] else out
 
 
 def _carry(value: int, e: int, ops, operands, k_first: list[bool], limit: int) -> list[Step] | None:
