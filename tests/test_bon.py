@@ -328,6 +328,11 @@ def test_bon_ranking_against_step_labels(tmp_path, capsys):
     res = json.loads((out / "bon.json").read_text())
     assert res["selectors"]["judge-vote"]["mean"][-1] == 0.0  # only the wrong answer "1" has every step right
     assert res["first_errors"] == {"unknown": 6} and "6 in all" in printed  # these labels give no reasons
+    # Every wrong step here is a first error, so the one kind's AUROC is the step AUROC.
+    by_kind = rk["step_auroc_by_kind"]
+    assert list(by_kind) == ["unknown"] and by_kind["unknown"]["count"] == 6
+    assert by_kind["unknown"]["auroc"] == pytest.approx(rk["step_auroc"])
+    assert "first errors of each kind: unknown 0." in printed
 
 
 def test_bon_calc_selector_reads_the_equations(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 
 from prm.checker import check_step
 from prm.config import ConfigError, config_path_for, load_config
+from prm.label.gold import label_gold
 from prm.records import read_records, validate
 from prm.synth import ERROR_KINDS, SynthConfig, draw_skeleton, generate, inject, render, run, skeleton_key, split_of
 from prm.synth.corrupt import SHAPE_KINDS, apply, error_labels
@@ -408,8 +409,6 @@ def test_each_kind_errs_exactly_at_the_labeled_step(kind):
 
 @pytest.mark.parametrize("kind", SHAPE_KINDS)
 def test_shape_kinds_drop_or_repeat_one_operation_and_err_where_gold_sees_it(kind):
-    from prm.label.gold import label_gold
-
     assert kind not in SynthConfig().error_kinds  # opt-in: the README's benchmarks were drawn without them
     cfg = SynthConfig(n=300, seed=12, corrupt=1.0, error_kinds=(kind,), min_steps=1, max_steps=5, min_value=1)
     records = list(generate(cfg))

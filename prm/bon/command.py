@@ -107,15 +107,16 @@ def read_labels(path: str) -> dict[str, StepRecord]:
     return out
 
 
+def error_kind(record: StepRecord) -> str:
+    """The kind of a labelled record's first error, by the gold labeler's reason ("unknown" for other labelers)."""
+    reason = str(record.meta.get("label", {}).get("reason", ""))
+    return next((v for k, v in ERROR_KINDS.items() if reason.startswith(k)), "unknown")
+
+
 def first_error_kinds(records: list[StepRecord]) -> dict[str, int]:
     """How many first errors of each kind the labelled records have (the gold labeler's reasons; other labelers'
     records count as "unknown")."""
-    kinds: Counter = Counter()
-    for r in records:
-        if r.first_error() is None:
-            continue
-        reason = str(r.meta.get("label", {}).get("reason", ""))
-        kinds[next((v for k, v in ERROR_KINDS.items() if reason.startswith(k)), "unknown")] += 1
+    kinds = Counter(error_kind(r) for r in records if r.first_error() is not None)
     return dict(kinds.most_common())
 
 
@@ -255,6 +256,7 @@ def run(cfg: BonConfig) -> dict:
     if "ranking" in result:
         print(ranking_line(result["ranking"]))
         print(errors_line(result["first_errors"]))
+        print(kinds_line(result["ranking"]["step_auroc_by_kind"]))
     return result
 
 
@@ -271,14 +273,23 @@ def problem_spread(ns: list[int], curve: dict, names=("prm-min", "majority", "or
     return f"spread over problems at N = {ns[-1]} (bootstrap std, points): " + ", ".join(parts)
 
 
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def kinds_line(by_kind: dict) -> str:
+    """The step AUROC against each kind of first error, in one line."""
+    parts = ", ".join(f"{k} {_fmt(v['auroc'])} ({v['count']})" for k, v in by_kind.items())
+    return "step AUROC, right steps against the first errors of each kind: " + (parts or "no first errors")
+
+
 def ranking_line(rk: dict) -> str:
     """The `ranking` figures in one line (printed by prm bon and by the demo)."""
-    fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
     return (
-        f"ranking of all {rk['solutions']} pool solutions by the PRM's min: AUROC {fmt(rk['steps_right']['auroc']['min'])} "
+        f"ranking of all {rk['solutions']} pool solutions by the PRM's min: AUROC {_fmt(rk['steps_right']['auroc']['min'])} "
         f"for the {rk['steps_right']['count']} with no wrong step (some stop before an answer), "
-        f"{fmt(rk['answer_right']['auroc']['min'])} for the {rk['answer_right']['count']} with the right answer; "
-        f"step AUROC against the labels {fmt(rk['step_auroc'])}, calibration error (ECE) {fmt(rk.get('step_ece'))}"
+        f"{_fmt(rk['answer_right']['auroc']['min'])} for the {rk['answer_right']['count']} with the right answer; "
+        f"step AUROC against the labels {_fmt(rk['step_auroc'])}, calibration error (ECE) {_fmt(rk.get('step_ece'))}"
     )
 
 
@@ -299,6 +310,17 @@ def ranking(records: list[list[StepRecord]], pools: list[list[Candidate]], label
     except ValueError:  # one class only
         out["step_auroc"] = None
     out["step_ece"] = ece([s for s, _ in steps], [y for _, y in steps]) if steps else None
+    # Every right step against each kind's first errors: which mistakes the PRM sees and which it scores as right.
+    right = [s for s, y in steps if y]
+    wrong: dict[str, list[float]] = {}
+    for r, c in flat:
+        first = labelled[r.id].first_error()
+        if first is not None:
+            wrong.setdefault(error_kind(labelled[r.id]), []).append(c.scores[first])
+    out["step_auroc_by_kind"] = {
+        k: {"auroc": auroc(right + v, [True] * len(right) + [False] * len(v)) if right else None, "count": len(v)}
+        for k, v in sorted(wrong.items(), key=lambda kv: -len(kv[1]))
+    }
     for name, truth in (
         ("steps_right", [bool(c.steps_right) for _, c in flat]),
         ("answer_right", [c.correct for _, c in flat]),

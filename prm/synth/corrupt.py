@@ -26,7 +26,7 @@ problem's own cap, so that a large number never gives a wrong solution away).
 
     >>> import random
     >>> inject(random.Random(0), ("stale_value",), [17, 21, 42], ["+", "*"], [4, 2], [False, False], 2, 50, 1000)
-    Injected(kind='stale_value', step=1, written=[(17, '+', 4, 21), (17, '*', 2, 34)], final=34)
+    Injected(kind='stale_value', step=1, written=[(17, '+', 4, 21), (17, '*', 2, 34)], final=34, line=1, sentences=(0, 1))
 """
 
 from __future__ import annotations
@@ -53,14 +53,8 @@ class Injected:
     step: int
     written: list[Step]
     final: int
-    line: int = -1
-    sentences: tuple[int, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.line < 0:
-            object.__setattr__(self, "line", self.step)
-        if not self.sentences:
-            object.__setattr__(self, "sentences", tuple(range(len(self.written))))
+    line: int
+    sentences: tuple[int, ...]
 
 
 def apply(op: str, x: int, y: int) -> int | None:
@@ -296,7 +290,7 @@ def inject(
             if valid:
                 cand, later = rng.choice(valid)
                 written = gold[:e] + [cand] + later
-                return Injected(kind, e, written, written[-1][3])
+                return Injected(kind, e, written, written[-1][3], e, tuple(range(len(ops))))
     return None
 
 
