@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow demo demo-quick sft improve qvalue compare bench bench-trl test-trl setup-vllm test-vllm bench-vllm lint format samples clean
+.PHONY: setup test test-slow demo demo-quick sft improve qvalue verifier compare bench bench-trl test-trl setup-vllm test-vllm bench-vllm lint format samples clean
 
 setup: $(STAMP)
 
@@ -90,6 +90,44 @@ qvalue: setup
 	$(PY) -m prm label --method mc --k 16 --seed 7 $(ROLL) --input $(QV)/heldout-traces.jsonl --output $(QV)/heldout-values.jsonl
 	$(PY) -m prm score --model $(QV)/model --input $(QV)/heldout-values.jsonl --output $(QV)/heldout-scored.jsonl
 	$(PY) -m prm eval --input $(QV)/heldout-scored.jsonl --output $(QV)/eval.json
+
+# A verifier PRM for the demo's pool (README: best-of-N, "A PRM whose backbone knows the task"): its backbone is the
+# demo's policy recipe trained four times as long (prm sft, 240,000 tokens of 12,000 gold solutions), its likelihood
+# features read the whole step (--feature_set step), and it learns from synthetic pairs with all seven error kinds,
+# the demo's 64 labelled solutions and 2,048 of the policy's solutions labelled by the exact gold labeler; the
+# outcome-only model on the same records and the backbone's training-free likelihood beside it, on the demo's pool
+# and on a second held-out pool of 48 problems; and the backbone as a policy itself (what such a verifier knows).
+# Needs make demo; about 40 minutes here (the backbone 11 of them).
+VER := data/out/verifier
+KINDS := "[off_by_k, digit_swap, wrong_operation, wrong_operand, stale_value, skipped_step, repeated_step]"
+VTRAIN := --config $(DEMO)/prm/config.yaml --base $(VER)/backbone --feature_set step --max_tokens 120000 \
+  --batch_tokens 1024 --train $(VER)/train.jsonl
+$(VER)/backbone/train_report.json: | setup
+	@test -f $(DEMO)/policy/config.yaml || { echo "make verifier: needs the demo's policy (run make demo first)" >&2; exit 2; }
+	$(PY) -m prm synth --config $(DEMO)/sft.config.yaml --n 12000 --output $(VER)/sft.jsonl
+	$(PY) -m prm sft --config $(DEMO)/policy/config.yaml --train $(VER)/sft.jsonl --max_tokens 240000 --output $(VER)/backbone
+verifier: setup $(VER)/backbone/train_report.json
+	@test -f $(DEMO)/prm/config.yaml || { echo "make verifier: needs the demo's outputs (run make demo first)" >&2; exit 2; }
+	$(PY) -m prm synth --config $(DEMO)/pairs.config.yaml --error_kinds $(KINDS) --output $(VER)/pairs.jsonl
+	$(PY) -m prm synth --n 512 --min_steps 2 --max_steps 3 $(SMALL) --seed 81 --output $(VER)/problems.jsonl
+	$(PY) -m prm generate $(GEN) --input $(VER)/problems.jsonl --output $(VER)/traces.jsonl --n 4 --sampling.max_new_tokens 160
+	$(PY) -m prm label --method gold --input $(VER)/traces.jsonl --output $(VER)/traces.gold.jsonl
+	cat $(VER)/pairs.jsonl $(DEMO)/labeled.jsonl $(VER)/traces.gold.jsonl > $(VER)/train.jsonl
+	$(PY) -m prm train $(VTRAIN) --output $(VER)/prm
+	$(PY) -m prm train $(VTRAIN) --last_step_only true --output $(VER)/orm
+	$(PY) -m prm synth --config $(DEMO)/heldout-problems.config.yaml --n 48 --seed 7 --output $(VER)/heldout2.jsonl
+	$(PY) -m prm generate --config $(DEMO)/pool.config.yaml --input $(VER)/heldout2.jsonl --output $(VER)/pool2.jsonl
+	$(PY) -m prm label --method gold --input $(VER)/pool2.jsonl --output $(VER)/pool2.gold.jsonl
+	cp $(DEMO)/pool.jsonl $(VER)/pool1.jsonl && cp $(DEMO)/pool.gold.jsonl $(VER)/pool1.gold.jsonl
+	# the backbone as a policy itself, on the demo's held-out problems: the honest yardstick of a verifier this strong
+	$(PY) -m prm generate --config $(DEMO)/pool.config.yaml --model $(VER)/backbone --n 4 --output $(VER)/backbone-pool1.jsonl
+	for p in pool1 pool2; do \
+	  $(PY) -m prm score --model $(VER)/orm --input $(VER)/$$p.jsonl --output $(VER)/$$p.orm.jsonl --bf16 true --progress false && \
+	  $(PY) -m prm score-baseline --model $(VER)/backbone --mode step --layout chat --input $(VER)/$$p.jsonl \
+	    --output $(VER)/$$p.loglik.jsonl --bf16 true --progress false && \
+	  $(PY) -m prm bon --config $(DEMO)/bon/config.yaml --prm $(VER)/prm --traces $(VER)/$$p.jsonl \
+	    --labels $(VER)/$$p.gold.jsonl --baselines "[orm=$(VER)/$$p.orm.jsonl, loglik=$(VER)/$$p.loglik.jsonl]" \
+	    --output $(VER)/bon-$$p || exit 1; done
 
 # Search at equal compute (README: Q*): best-of-N, beam, DVTS, A* and MCTS on 32 held-out 2-4-operation problems,
 # with the demo's policy and PRM and make qvalue's Q-value model, at 4, 8, 16 and 32 samples' tokens. Rerunning

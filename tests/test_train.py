@@ -164,6 +164,35 @@ def test_calc_feature_is_the_calculators_verdict_in_every_layout(tiny_model_dir)
     assert prm.feat.weight.shape == (1, 8) and prm.feat.weight[0, 7] > 0  # a step that checks starts out favoured
 
 
+def test_step_feature_is_the_mean_log_probability_of_the_whole_step(tiny_model_dir):
+    """The `step` set appends the mean log-probability of every token of the step (its leading newline left out) to
+    the `calc` set's eight features: the value the LM head gives when the whole vocabulary is projected, the same in
+    a shared prefix tree, and starting with a positive weight (a likelier step is more likely right)."""
+    from prm.model.prm import collate_shared
+
+    prm, tok = build(Spec(base=str(tiny_model_dir), feature_set="step"), LoraSpec(r=4))
+    steps = [["He buys 4, so 3 + 4 = 7 apples.", "The answer is 7."], ["He eats 1, so 3 - 1 = 2 apples.", "Done."]]
+    enc = [encode(tok, prm.tag_id, "Tom has 3 apples.", s, 512) for s in steps]
+    assert tok.decode([enc[0].input_ids[i] for i in enc[0].step_tokens[0]]) == steps[0][0]
+    assert tok.decode([enc[1].input_ids[i] for i in enc[1].step_tokens[1]]) == "Done."
+    lm_w = prm._lm_weight()
+    with torch.no_grad():
+        flat = collate(enc, tok.pad_token_id)
+        hidden = prm._hidden(flat)
+        f9, f8 = prm.features(hidden, lm_w, flat, 9), prm.features(hidden, lm_w, flat, 8)
+        tree = collate_shared([enc], tok.pad_token_id)
+        f9_tree = prm.features(prm._hidden(tree), lm_w, tree, 9)
+        logp = (hidden @ lm_w.T).float().log_softmax(-1)
+    want = [
+        logp[b, [i - 1 for i in e.step_tokens[j]], [e.input_ids[i] for i in e.step_tokens[j]]].mean().item()
+        for b, e in enumerate(enc)
+        for j in range(e.kept)
+    ]
+    assert f9[:, 8].tolist() == pytest.approx(want, abs=1e-4) and torch.equal(f9[:, :8], f8)
+    assert torch.allclose(f9_tree, f9, atol=1e-4)
+    assert prm.feat.weight.shape == (1, 9) and prm.feat.weight[0, 8] > 0
+
+
 # Every tiny training run: fp32 (exact comparisons), quiet, a small adapter.
 TINY_RUN = ["--bf16", "false", "--progress", "false", "--lora_r", "4"]
 
@@ -252,7 +281,8 @@ def test_pool_scoring_in_prefix_trees_equals_separate_rows(tiny_model_dir):
     from fewer tokens; traces in any order, of several problems, some longer than others."""
     from prm.score.prm_scorer import shared_rows
 
-    prm, tok = build(Spec(base=str(tiny_model_dir), feature_set="calc"), LoraSpec(r=4))
+    # the widest feature set: every kind of feature token lies in the trees
+    prm, tok = build(Spec(base=str(tiny_model_dir), feature_set="step"), LoraSpec(r=4))
     with torch.no_grad():
         prm.head.weight.normal_(std=0.5)
         prm.feat.weight.normal_()

@@ -50,7 +50,7 @@ class BenchConfig:
     prm_readout: str = option("head", "prm suite: head | tokens")
     prm_features: bool = option(True, "prm suite: likelihood features in the readout")
     prm_batch_tokens: int = option(512, "prm suite: tokens per optimizer step (fewer: more, smaller steps)")
-    prm_feature_set: str = option("operation", "prm suite: likelihood features, equation | operation | calc")
+    prm_feature_set: str = option("operation", "prm suite: likelihood features, equation | operation | calc | step")
     prm_features_from: str = option("adapted", "prm suite: likelihood features from the adapted pass or the base")
     prm_seed: int = option(0, "prm suite: seed of the synthetic data")
     prm_phrasing: str = option(

@@ -86,6 +86,8 @@ class Encoded:
     operation_tokens: list[tuple[list[int], list[int], list[int]]] = field(default_factory=list)
     # Per kept step: the calculator's verdict on its equations (1 all check, -1 one is wrong, 0 none to check).
     calc: list[float] = field(default_factory=list)
+    # Per kept step: every token of its text (the leading newline left out), for the `step` feature set.
+    step_tokens: list[list[int]] = field(default_factory=list)
 
 
 def first_steps(enc: Encoded, n: int) -> Encoded:
@@ -105,6 +107,7 @@ def first_steps(enc: Encoded, n: int) -> Encoded:
         equation_tokens=enc.equation_tokens[:n],
         operation_tokens=enc.operation_tokens[:n],
         calc=enc.calc[:n],
+        step_tokens=enc.step_tokens[:n],
     )
 
 
@@ -136,6 +139,7 @@ def encode(tokenizer, tag_id: int, problem: str, steps: Sequence[str], max_lengt
         ops = operation_spans(step) or (None, None, None)
         enc.operation_tokens.append(tuple(_tokens_in(piece.offset_mapping, shift(sp), base) for sp in ops))
         enc.calc.append(calc_verdict(step))
+        enc.step_tokens.append(_tokens_in(piece.offset_mapping, (1, len(text)), base))
         enc.input_ids += piece.input_ids
         enc.tags.append(len(enc.input_ids))
         enc.input_ids.append(tag_id)

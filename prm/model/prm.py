@@ -13,7 +13,7 @@ Readouts (one logit per step; P(step correct) = sigmoid(logit)):
 Batch layout (from `collate`): input_ids/attention_mask (B, T); tag_b/tag_t (N,) the batch row and position of
 every step tag; feat_b/feat_t/feat_p/feat_step/feat_kind (M,) the tokens the features read, the position each is
 predicted from, the step (0..N-1) each belongs to and which feature (0 result, 1 equation, 2-4 the operation's
-parts); step_calc (N,) the calculator's verdict on each step. `collate_shared` lays
+parts, 5 the whole step); step_calc (N,) the calculator's verdict on each step. `collate_shared` lays
 several traces of one problem in one row as a prefix tree: a boolean (B, 1, T, T) tree mask and position_ids.
 """
 
@@ -34,9 +34,13 @@ from prm.models import decoder
 # log-probability of the operation's first operand, operator and second operand, read apart: the backbone's own
 # expectation of which number and which operation come next, whatever words the sentence uses; with `calc` also the
 # calculator's verdict on the step's equations (`prm.model.encode.calc_verdict`): arithmetic slips are the errors a
-# calculator sees exactly, so the readout need not learn them from likelihoods.
-N_FEATURES = {"equation": 4, "operation": 7, "calc": 8}
+# calculator sees exactly, so the readout need not learn them from likelihoods; with `step` also the mean
+# log-probability of every token of the step: whether its words and its operation fit the problem as the backbone
+# reads it. A backbone that has learned the task scores a wrong operation low over the whole sentence ("gives away 3,
+# so she has 12 + 3") where the operation's three tokens alone say less (measured in the README's best-of-N section).
+N_FEATURES = {"equation": 4, "operation": 7, "calc": 8, "step": 9}
 _PARTS = (2, 3, 4)  # feat_kind of the operation's three parts; 0 result, 1 equation
+_STEP = 5  # feat_kind of the whole step's tokens
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ class PRM(nn.Module):
             # the first updates use these always-negative log-probabilities as a stand-in bias and learn the
             # opposite sign, which takes most of a CPU budget to undo (seen in a run: slips AUROC 0.16 at step 25).
             with torch.no_grad():
-                self.feat.weight.copy_(torch.tensor([[0.5, 0.5, 0.1, 0.0, 0.1, 0.1, 0.1, 1.0][: self.n_features]]))
+                self.feat.weight.copy_(torch.tensor([[0.5, 0.5, 0.1, 0.0, 0.1, 0.1, 0.1, 1.0, 1.0][: self.n_features]]))
                 self.feat.bias.zero_()
 
     def init_bias(self, p_correct: float) -> None:
@@ -173,7 +177,8 @@ class PRM(nn.Module):
         out = hidden.new_zeros((n, n_features), dtype=torch.float32)
         if n_features > 7:
             out[:, 7] = batch["step_calc"]
-        keep = batch["feat_kind"] < (5 if n_features > 4 else 2)  # the operation's parts only where they are read
+        # the operation's parts and the whole step only where they are read
+        keep = batch["feat_kind"] < (_STEP + 1 if n_features > 8 else _STEP if n_features > 4 else 2)
         if not keep.any():
             return out
         # A token often counts for several features (a result token is an equation token too, the operation's parts
@@ -193,7 +198,12 @@ class PRM(nn.Module):
             ]
         )[inv]  # (M,)
         step, kind = batch["feat_step"][keep], batch["feat_kind"][keep]
-        means = ((0, 0), (1, 1), *((k, 2 + k) for k in _PARTS if n_features > 4))
+        means = (
+            (0, 0),
+            (1, 1),
+            *((k, 2 + k) for k in _PARTS if n_features > 4),
+            *(((_STEP, 8),) if n_features > 8 else ()),
+        )
         for k, col in means:
             sel = kind == k
             if sel.any():
@@ -245,7 +255,8 @@ def _positions(rows: list[tuple[int, Encoded, Sequence[int]]], device) -> dict[s
             tag_t.append(where[t])
             calc.append(e.calc[j] if e.calc else 0.0)
             parts = zip(_PARTS, e.operation_tokens[j], strict=True) if e.operation_tokens else ()
-            for kind, positions in ((0, e.result_tokens[j]), (1, e.equation_tokens[j]), *parts):
+            whole = ((_STEP, e.step_tokens[j]),) if e.step_tokens else ()
+            for kind, positions in ((0, e.result_tokens[j]), (1, e.equation_tokens[j]), *parts, *whole):
                 fb += [b] * len(positions)
                 ft += [where[x] for x in positions]
                 fp += [where[x - 1] for x in positions]

@@ -25,11 +25,11 @@ class TrainConfig:
     )
     # "operation": on held-out phrasings it lifted wrong operands from 0.756 to 0.978 AUROC and all first errors from
     # 0.865 to 0.942, at the same 426 steps (README, Benchmarks -> PRM quality).
-    feature_set: Literal["equation", "operation", "calc"] = option(
+    feature_set: Literal["equation", "operation", "calc", "step"] = option(
         "operation",
         "equation: log-probabilities of the result and the equation; operation: also of the operation's first "
         "operand, operator and second operand, each apart (what the backbone expects the step to do); calc: also "
-        "the calculator's verdict on the step's equations",
+        "the calculator's verdict on the step's equations; step: also the mean log-probability of the whole step",
     )
     loss: Literal["hard", "soft", "both"] = option("hard", "labels (BCE), values (BCE on soft targets), or both")
     soft_weight: float = option(0.5, "weight of the soft loss when loss=both")
