@@ -96,8 +96,9 @@ qvalue: setup
 # features read the whole step (--feature_set step), and it learns from synthetic pairs with all seven error kinds,
 # the demo's 64 labelled solutions and 2,048 of the policy's solutions labelled by the exact gold labeler; the
 # outcome-only model on the same records and the backbone's training-free likelihood beside it, on the demo's pool
-# and on a second held-out pool of 48 problems; and the backbone as a policy itself (what such a verifier knows).
-# Needs make demo; about 40 minutes here (the backbone 11 of them).
+# and on a second held-out pool of 48 problems; and the backbone sampled as a policy itself on the demo's held-out
+# problems: the honest yardstick of a verifier this strong.
+# Needs make demo; about 35 minutes here (the backbone 11 of them).
 VER := data/out/verifier
 KINDS := "[off_by_k, digit_swap, wrong_operation, wrong_operand, stale_value, skipped_step, repeated_step]"
 VTRAIN := --config $(DEMO)/prm/config.yaml --base $(VER)/backbone --feature_set step --max_tokens 120000 \
@@ -119,7 +120,6 @@ verifier: setup $(VER)/backbone/train_report.json
 	$(PY) -m prm generate --config $(DEMO)/pool.config.yaml --input $(VER)/heldout2.jsonl --output $(VER)/pool2.jsonl
 	$(PY) -m prm label --method gold --input $(VER)/pool2.jsonl --output $(VER)/pool2.gold.jsonl
 	cp $(DEMO)/pool.jsonl $(VER)/pool1.jsonl && cp $(DEMO)/pool.gold.jsonl $(VER)/pool1.gold.jsonl
-	# the backbone as a policy itself, on the demo's held-out problems: the honest yardstick of a verifier this strong
 	$(PY) -m prm generate --config $(DEMO)/pool.config.yaml --model $(VER)/backbone --n 4 --output $(VER)/backbone-pool1.jsonl
 	for p in pool1 pool2; do \
 	  $(PY) -m prm score --model $(VER)/orm --input $(VER)/$$p.jsonl --output $(VER)/$$p.orm.jsonl --bf16 true --progress false && \

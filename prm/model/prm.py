@@ -54,7 +54,8 @@ class Spec:
     # so training the readout cannot wear away the LM's arithmetic knowledge that they measure.
     # "adapted": from the same pass as the readout (cheaper; the LoRA may reshape them).
     features_from: str = "base"
-    # "equation" (4 features; checkpoints saved before the operation features load as this) or "operation" (7).
+    # "equation" (4 features; checkpoints saved before the operation features load as this), "operation" (7),
+    # "calc" (8) or "step" (9): `N_FEATURES`.
     feature_set: str = "equation"
     max_length: int = 512
     label_tokens: tuple[str, str] = (" correct", " wrong")
