@@ -97,7 +97,8 @@ qvalue: setup
 # the demo's 64 labelled solutions and 2,048 of the policy's solutions labelled by the exact gold labeler; the
 # outcome-only model on the same records and the backbone's training-free likelihood beside it, on the demo's pool
 # and on a second held-out pool of 48 problems; and the backbone sampled as a policy itself on the demo's held-out
-# problems: the honest yardstick of a verifier this strong.
+# problems: the honest yardstick of a verifier this strong. The training-free likelihoods (the backbone's on both pools,
+# the policy's on the demo's) go through prm bon as scorers of their own, for the errors each sees by kind.
 # Needs make demo; about 35 minutes here (the backbone 11 of them).
 VER := data/out/verifier
 KINDS := "[off_by_k, digit_swap, wrong_operation, wrong_operand, stale_value, skipped_step, repeated_step]"
@@ -127,7 +128,13 @@ verifier: setup $(VER)/backbone/train_report.json
 	    --output $(VER)/$$p.loglik.jsonl --bf16 true --progress false && \
 	  $(PY) -m prm bon --config $(DEMO)/bon/config.yaml --prm $(VER)/prm --traces $(VER)/$$p.jsonl \
 	    --labels $(VER)/$$p.gold.jsonl --baselines "[orm=$(VER)/$$p.orm.jsonl, loglik=$(VER)/$$p.loglik.jsonl]" \
-	    --output $(VER)/bon-$$p || exit 1; done
+	    --output $(VER)/bon-$$p && \
+	  $(PY) -m prm bon --config $(DEMO)/bon/config.yaml --prm null --traces $(VER)/$$p.loglik.jsonl --baselines "[]" \
+	    --labels $(VER)/$$p.gold.jsonl --output $(VER)/bon-$$p-loglik || exit 1; done
+	$(PY) -m prm score-baseline --model $(DEMO)/policy --mode step --layout chat --input $(VER)/pool1.jsonl \
+	  --output $(VER)/pool1.policy-loglik.jsonl --bf16 true --progress false
+	$(PY) -m prm bon --config $(DEMO)/bon/config.yaml --prm null --traces $(VER)/pool1.policy-loglik.jsonl \
+	  --baselines "[]" --labels $(VER)/pool1.gold.jsonl --output $(VER)/bon-pool1-policy-loglik
 
 # Search at equal compute (README: Q*): best-of-N, beam, DVTS, A* and MCTS on 32 held-out 2-4-operation problems,
 # with the demo's policy and PRM and make qvalue's Q-value model, at 4, 8, 16 and 32 samples' tokens. Rerunning

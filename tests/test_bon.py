@@ -333,6 +333,15 @@ def test_bon_ranking_against_step_labels(tmp_path, capsys):
     assert list(by_kind) == ["unknown"] and by_kind["unknown"]["count"] == 6
     assert by_kind["unknown"]["auroc"] == pytest.approx(rk["step_auroc"])
     assert "first errors of each kind: unknown 0." in printed
+    # Log-probability scores (a training-free likelihood's scored file) rank the same and have no calibration error.
+    for r in records:
+        r.meta["scores"] = [math.log(s) for s in r.meta["scores"]]
+    logs = tmp_path / "loglik.jsonl"
+    write_records(records, logs)
+    assert cli.main(["bon", "--traces", str(logs), "--labels", str(labels), "--output", str(out), "--trials", "5"]) == 0
+    rk_log = json.loads((out / "bon.json").read_text())["ranking"]
+    assert rk_log["step_ece"] is None and rk_log["step_auroc"] == pytest.approx(rk["step_auroc"])
+    assert rk_log["step_auroc_by_kind"]["unknown"]["auroc"] == pytest.approx(by_kind["unknown"]["auroc"])
 
 
 def test_bon_calc_selector_reads_the_equations(tmp_path):

@@ -309,7 +309,10 @@ def ranking(records: list[list[StepRecord]], pools: list[list[Candidate]], label
         out["step_auroc"] = auroc([s for s, _ in steps], [y for _, y in steps])
     except ValueError:  # one class only
         out["step_auroc"] = None
-    out["step_ece"] = ece([s for s, _ in steps], [y for _, y in steps]) if steps else None
+    # A calibration error only for probabilities: a training-free likelihood's log-probabilities rank, they do not
+    # calibrate.
+    probs = bool(steps) and all(0.0 <= s <= 1.0 for s, _ in steps)
+    out["step_ece"] = ece([s for s, _ in steps], [y for _, y in steps]) if probs else None
     # Every right step against each kind's first errors: which mistakes the PRM sees and which it scores as right.
     right = [s for s, y in steps if y]
     wrong: dict[str, list[float]] = {}
