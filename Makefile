@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow demo demo-quick sft improve qvalue verifier compare bench bench-trl test-trl setup-vllm test-vllm bench-vllm lint format samples clean
+.PHONY: setup test test-slow demo demo-quick sft improve qvalue verifier compare compare-verifier bench bench-trl test-trl setup-vllm test-vllm bench-vllm lint format samples clean
 
 setup: $(STAMP)
 
@@ -145,6 +145,18 @@ compare: setup
 	$(PY) -m prm synth --n 32 --split test --min_steps 2 --max_steps 4 $(SMALL) --seed 71 --output $(CMP)/heldout.jsonl
 	$(PY) -m prm compare --config configs/compare.yaml --problems $(CMP)/heldout.jsonl --policy $(DEMO)/policy \
 	  --prm $(DEMO)/prm --value $(QV)/model --output $(CMP)/search
+
+# The same comparison with make verifier's PRM, which sees wrong steps (README: Q*): best-of-N, beam and A* on the
+# 48 problems of make verifier's second pool (the demo's regime), A* answering by its complete solution of best f
+# (chosen on the demo's own held-out problems, not these). The PRM's newest step score is A*'s h. Then every
+# selector of prm bon on the same pool, with the exact step judge and the oracle. About 50 minutes.
+compare-verifier: setup
+	@test -f $(VER)/prm/config.yaml || { echo "make compare-verifier: needs the verifier PRM (run make demo, then make verifier)" >&2; exit 2; }
+	$(PY) -m prm compare --config configs/compare.yaml --problems $(VER)/heldout2.jsonl --policy $(DEMO)/policy \
+	  --prm $(VER)/prm --strategies "[bon, beam, astar]" --astar_answer best --output $(CMP)/verifier2
+	$(PY) -m prm label --method gold --input $(CMP)/verifier2/pool.jsonl --output $(CMP)/verifier2/pool.gold.jsonl
+	$(PY) -m prm bon --prm null --traces $(CMP)/verifier2/pool.scored.jsonl --labels $(CMP)/verifier2/pool.gold.jsonl \
+	  --progress false --output $(CMP)/verifier2/bon
 
 bench: setup
 	$(PY) -m prm bench --config configs/bench.yaml

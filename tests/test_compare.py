@@ -11,6 +11,7 @@ import pytest
 from prm import cli
 from prm.bon.select import Candidate
 from prm.compare.core import beam_shape, bon_summaries, bootstrap_std, summarize, unit_strategy
+from prm.compare.report import match_line
 from prm.config import ConfigError
 
 
@@ -35,9 +36,36 @@ def test_bon_summaries_vote_by_the_prm_and_cap_at_the_pool():
     pools = [[good, bad, bad], [good, bad, bad]]
     out = bon_summaries(pools, [False, True], [1, 3, 8], trials=400, seed=0)
     assert out["bon"][3]["all"]["accuracy"] == 1.0  # 0.9 outweighs 0.2 + 0.2
+    assert out["bon_rank"][3]["all"]["accuracy"] == 1.0  # ranked first by its score
     assert out["majority"][3]["all"]["accuracy"] == 0.0  # two wrong answers agree
     assert out["bon"][1]["all"]["accuracy"] == pytest.approx(1 / 3, abs=0.07)  # N = 1: a random candidate
     assert out["bon"][8]["n"] == 3 and out["bon"][8]["capped"] and out["bon"][3]["tokens"] == 30
+
+
+def test_bon_rank_and_vote_part_where_many_weak_votes_outweigh_one_strong():
+    good = Candidate("7", True, (0.9,), tokens=10)
+    weak = Candidate("6", False, (0.5,), tokens=10)
+    out = bon_summaries([[good, weak, weak]], [False], [3], trials=10, seed=0, rank_by="min")
+    assert out["bon_rank"][3]["all"]["accuracy"] == 1.0 and out["bon"][3]["all"]["accuracy"] == 0.0
+
+
+def test_match_line_measures_each_search_against_both_best_of_n_selectors():
+    def unit(acc: float, tokens: float) -> dict:
+        return {"tokens": tokens, "all": {"accuracy": acc, "std": 0.0, "n": 4}}
+
+    summary = {
+        "bon_rank_by": "min",
+        "units": {
+            "bon": {"8": unit(0.5, 400), "16": unit(0.5, 800)},
+            "bon_rank": {"8": unit(0.6, 400), "16": unit(0.75, 800)},
+            "astar": {"8": unit(0.5, 390), "16": unit(0.7, 700)},
+        },
+    }
+    lines = match_line(summary)
+    assert lines == [
+        "A* reaches best-of-16's 50.0% (best-of-N (PRM vote)) at 390 tokens per problem (0.49x best-of-16's 800)",
+        "A* does not reach best-of-16's 75.0% (best-of-N (PRM min)) within the budgets",
+    ]
 
 
 def test_unit_strategy_turns_samples_into_tokens():
@@ -67,7 +95,7 @@ def test_compare_end_to_end_on_tiny_models(tmp_path, tiny_model_dir, tiny_prm_di
     args += ["--progress", "false", "--bon_trials", "20"]
     assert cli.main(args) == 0
     summary = json.loads((out / "compare.json").read_text())
-    assert list(summary["units"]) == ["bon", "majority", "beam", "dvts", "astar", "mcts"]
+    assert list(summary["units"]) == ["bon", "bon_rank", "majority", "beam", "dvts", "astar", "mcts"]
     assert summary["problems"] == 3 and summary["easy"] + summary["hard"] == 3
     for name, units in summary["units"].items():
         assert set(units) == {"1", "2"}, name
@@ -81,6 +109,7 @@ def test_compare_end_to_end_on_tiny_models(tmp_path, tiny_model_dir, tiny_prm_di
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG" and "| budget" in (out / "compare.md").read_text()
     printed = capsys.readouterr().out
     assert "prm compare: 3 problems" in printed and "A*" in printed
+    assert "| best-of-N (PRM vote) | best-of-N (PRM min) | majority vote |" in (out / "compare.md").read_text()
 
     # A rerun resumes: finished units are read, not searched again; a deleted unit is searched again alone.
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "units").iterdir()}
@@ -95,7 +124,7 @@ def test_compare_end_to_end_on_tiny_models(tmp_path, tiny_model_dir, tiny_prm_di
     assert cli.main(fewer) == 0
     assert {p.name: p.stat().st_mtime_ns for p in (out / "units").iterdir()} == after
     narrow = json.loads((out / "compare.json").read_text())
-    assert list(narrow["units"]) == ["bon", "majority", "astar"] and narrow["budgets"] == [1]
+    assert list(narrow["units"]) == ["bon", "bon_rank", "majority", "astar"] and narrow["budgets"] == [1]
     assert narrow["units"]["astar"]["1"] == summary["units"]["astar"]["1"]
     with pytest.raises(ConfigError, match="other settings"):
         from prm.compare import run

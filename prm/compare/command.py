@@ -95,7 +95,9 @@ def run(cfg: CompareConfig) -> dict:
     tokens_per_sample = statistics.fmean(c.tokens for pool in pools for c in pool)
     units: dict[str, dict[str, dict]] = {}
     if "bon" in cfg.strategies:
-        for name, by_budget in bon_summaries(pools, hard, cfg.budgets, cfg.bon_trials, cfg.seed).items():
+        for name, by_budget in bon_summaries(
+            pools, hard, cfg.budgets, cfg.bon_trials, cfg.seed, cfg.beam_rank_by
+        ).items():
             units[name] = {str(b): s for b, s in by_budget.items()}
 
     searches = [s for s in cfg.strategies if s != "bon"]
@@ -125,6 +127,7 @@ def run(cfg: CompareConfig) -> dict:
         "hard_steps": cfg.hard_steps,
         "tokens_per_sample": tokens_per_sample,
         "budgets": list(cfg.budgets),
+        "bon_rank_by": cfg.beam_rank_by,
         "units": {name: units[name] for name in rows_order(list(units))},
         "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -32,7 +32,11 @@ class CompareConfig:
         "the problem is active); a problem that hits it ends there and counts as it ended (wrong without an answer)",
     )
     max_steps: int = option(8, "steps per solution at most (search depth)")
-    beam_rank_by: str = option("min", "beam and DVTS: PRM aggregate that ranks partial solutions and complete ones")
+    beam_rank_by: str = option(
+        "min",
+        "beam and DVTS: PRM aggregate that ranks partial solutions and complete ones; best-of-N (PRM rank) ranks "
+        "the pool's solutions by it too",
+    )
     beam_answer: str = option(
         "vote", "beam and DVTS: best (the complete solution ranked first) or vote (PRM-weighted vote over the complete)"
     )

@@ -15,7 +15,7 @@ import statistics
 from collections.abc import Sequence
 
 from prm.answers import answers_equal
-from prm.bon.select import Candidate, majority, weighted_vote
+from prm.bon.select import Candidate, majority, select_by_score, weighted_vote
 from prm.records import StepRecord
 from prm.search.steps import SearchResult
 from prm.search.strategies import Strategy
@@ -124,12 +124,24 @@ def search_summary(rows: Sequence[dict], hard: Sequence[bool], seed: int = 0) ->
 
 
 def bon_summaries(
-    pools: Sequence[Sequence[Candidate]], hard: Sequence[bool], budgets: Sequence[int], trials: int, seed: int
+    pools: Sequence[Sequence[Candidate]],
+    hard: Sequence[bool],
+    budgets: Sequence[int],
+    trials: int,
+    seed: int,
+    rank_by: str = "min",
 ) -> dict[str, dict[int, dict]]:
-    """Best-of-N at N = each budget (capped at the pool size): the PRM-weighted vote ("bon") and majority vote,
-    per-problem accuracy averaged over `trials` random draws of N, then summarized like a search unit."""
+    """Best-of-N at N = each budget (capped at the pool size): the PRM-weighted vote ("bon"), the solution the PRM
+    ranks first by `rank_by` ("bon_rank") and majority vote, per-problem accuracy averaged over `trials` random
+    draws of N, then summarized like a search unit. Both PRM selectors are kept because which one wins depends on
+    the PRM: the demo's PRM, which scores most wrong steps near 0.97, votes better than it ranks; a PRM that
+    separates right steps from wrong ones ranks better than it votes."""
     size = min(len(p) for p in pools)
-    selectors = {"bon": weighted_vote, "majority": majority}
+    selectors = {
+        "bon": weighted_vote,
+        "bon_rank": lambda draw: select_by_score(draw, rank_by),
+        "majority": majority,
+    }
     per_candidate = [statistics.fmean(c.tokens for c in p) for p in pools]
     out: dict[str, dict[int, dict]] = {name: {} for name in selectors}
     for budget in budgets:

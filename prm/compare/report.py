@@ -9,12 +9,21 @@ from prm.fileio import atomic_write
 
 NAMES = {
     "bon": "best-of-N (PRM vote)",
+    "bon_rank": "best-of-N (PRM rank)",
     "majority": "majority vote",
     "beam": "beam",
     "dvts": "DVTS",
     "astar": "A*",
     "mcts": "MCTS",
 }
+BEST_OF_N = ("bon", "bon_rank", "majority")  # the selectors over the pool, before the searches
+
+
+def label(name: str, summary: dict) -> str:
+    """A column's name; the ranked best-of-N names the aggregate it ranks by (older summaries lack it)."""
+    if name == "bon_rank" and summary.get("bon_rank_by"):
+        return f"best-of-N (PRM {summary['bon_rank_by']})"
+    return NAMES.get(name, name)
 
 
 def _cell(s: dict, part: str) -> str:
@@ -36,7 +45,7 @@ def markdown(summary: dict) -> str:
             continue
         title = {"all": "all problems", "easy": "easy problems", "hard": "hard problems"}[part]
         out.append(f"**{title}** ({some['n']}; accuracy % ± bootstrap std over problems, (tokens per problem))\n")
-        out.append("| budget (samples' tokens) | " + " | ".join(NAMES.get(n, n) for n in names) + " |")
+        out.append("| budget (samples' tokens) | " + " | ".join(label(n, summary) for n in names) + " |")
         out.append("|---:|" + "---:|" * len(names))
         for b in budgets:
             cells = [_cell(summary["units"][n][str(b)], part) for n in names]
@@ -61,8 +70,11 @@ def plot(summary: dict, path: str | os.PathLike, title: str) -> None:
             xs = [units[str(b)]["tokens"] for b in budgets]
             ys = [100 * (units[str(b)][part]["accuracy"] or 0.0) for b in budgets]
             es = [100 * units[str(b)][part]["std"] for b in budgets]
-            style = {"linestyle": "--", "color": "gray"} if name == "majority" else {"marker": "o"}
-            ax.errorbar(xs, ys, yerr=es, label=NAMES.get(name, name), capsize=3, **style)
+            style = {
+                "majority": {"linestyle": "--", "color": "gray"},
+                "bon_rank": {"linestyle": ":", "marker": "s"},
+            }.get(name, {"marker": "o"})
+            ax.errorbar(xs, ys, yerr=es, label=label(name, summary), capsize=3, **style)
         ax.set_xscale("log", base=2)
         ax.set(xlabel="generated tokens per problem", ylabel="accuracy (%)")
         ax.set_title(f"{part} problems ({_n(summary, part)})")
@@ -81,31 +93,32 @@ def _n(summary: dict, part: str) -> int:
 
 
 def match_line(summary: dict, reference: int = 16) -> list[str]:
-    """For each search strategy, the fewest tokens at which it reaches best-of-`reference`'s accuracy."""
+    """For each search strategy and each best-of-N selector, the fewest tokens at which the search reaches
+    best-of-`reference`'s accuracy."""
     units = summary["units"]
-    if "bon" not in units or str(reference) not in units["bon"]:
-        return []
-    target = units["bon"][str(reference)]["all"]["accuracy"]
-    ref_tokens = units["bon"][str(reference)]["tokens"]
     lines = []
-    for name, rows in units.items():
-        if name in ("bon", "majority"):
+    for ref in ("bon", "bon_rank"):
+        if ref not in units or str(reference) not in units[ref]:
             continue
-        hits = [r["tokens"] for r in rows.values() if (r["all"]["accuracy"] or 0.0) >= target]
-        if hits:
-            t = min(hits)
-            lines.append(
-                f"{NAMES.get(name, name)} reaches best-of-{reference}'s {100 * target:.1f}% at {t:.0f} tokens per "
-                f"problem ({t / ref_tokens:.2f}x best-of-{reference}'s {ref_tokens:.0f})"
-            )
-        else:
-            lines.append(
-                f"{NAMES.get(name, name)} does not reach best-of-{reference}'s {100 * target:.1f}% within the budgets"
-            )
+        target = units[ref][str(reference)]["all"]["accuracy"]
+        ref_tokens = units[ref][str(reference)]["tokens"]
+        what = f"best-of-{reference}'s {100 * target:.1f}% ({label(ref, summary)})"
+        for name, rows in units.items():
+            if name in BEST_OF_N:
+                continue
+            hits = [r["tokens"] for r in rows.values() if (r["all"]["accuracy"] or 0.0) >= target]
+            if hits:
+                t = min(hits)
+                lines.append(
+                    f"{label(name, summary)} reaches {what} at {t:.0f} tokens per problem ({t / ref_tokens:.2f}x "
+                    f"best-of-{reference}'s {ref_tokens:.0f})"
+                )
+            else:
+                lines.append(f"{label(name, summary)} does not reach {what} within the budgets")
     return lines
 
 
 def rows_order(names: Sequence[str]) -> list[str]:
     """Strategies in a fixed order: best-of-N, majority, then the searches as configured."""
-    head = [n for n in ("bon", "majority") if n in names]
+    head = [n for n in BEST_OF_N if n in names]
     return head + [n for n in names if n not in head]
