@@ -151,7 +151,7 @@ compare: setup
 # (chosen on the demo's own held-out problems, not these). The PRM's newest step score is A*'s h. Then every
 # selector of prm bon on the same pool, with the exact step judge and the oracle. About 50 minutes.
 compare-verifier: setup
-	@test -f $(VER)/prm/config.yaml || { echo "make compare-verifier: needs the verifier PRM (run make demo, then make verifier)" >&2; exit 2; }
+	@test -f $(VER)/prm/config.yaml -a -f $(VER)/heldout2.jsonl || { echo "make compare-verifier: needs the verifier PRM and its second pool's problems (run make demo, then make verifier)" >&2; exit 2; }
 	$(PY) -m prm compare --config configs/compare.yaml --problems $(VER)/heldout2.jsonl --policy $(DEMO)/policy \
 	  --prm $(VER)/prm --strategies "[bon, beam, astar]" --astar_answer best --output $(CMP)/verifier2
 	$(PY) -m prm label --method gold --input $(CMP)/verifier2/pool.jsonl --output $(CMP)/verifier2/pool.gold.jsonl

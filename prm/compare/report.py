@@ -119,6 +119,6 @@ def match_line(summary: dict, reference: int = 16) -> list[str]:
 
 
 def rows_order(names: Sequence[str]) -> list[str]:
-    """Strategies in a fixed order: best-of-N, majority, then the searches as configured."""
+    """Strategies in a fixed order: the best-of-N selectors (vote, rank, majority), then the searches as configured."""
     head = [n for n in BEST_OF_N if n in names]
     return head + [n for n in names if n not in head]
