@@ -299,7 +299,7 @@ def ranking(records: list[list[StepRecord]], pools: list[list[Candidate]], label
     against every labelled step, with their expected calibration error (so the report's colours can be read as
     chances). A best-of-N selector can only be as good as the first ranking, and on a policy
     whose right answers are lucky guesses the two part ways."""
-    from prm.eval.calibration import ece
+    from prm.eval.calibration import are_probabilities, ece
     from prm.eval.metrics import auroc
 
     flat = [(r, c) for recs, pool in zip(records, pools, strict=True) for r, c in zip(recs, pool, strict=True)]
@@ -311,7 +311,7 @@ def ranking(records: list[list[StepRecord]], pools: list[list[Candidate]], label
         out["step_auroc"] = None
     # A calibration error only for probabilities: a training-free likelihood's log-probabilities rank, they do not
     # calibrate.
-    probs = bool(steps) and all(0.0 <= s <= 1.0 for s, _ in steps)
+    probs = bool(steps) and are_probabilities(s for s, _ in steps)
     out["step_ece"] = ece([s for s, _ in steps], [y for _, y in steps]) if probs else None
     # Every right step against each kind's first errors: which mistakes the PRM sees and which it scores as right.
     right = [s for s, y in steps if y]

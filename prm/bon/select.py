@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from prm.answers import normalize_number
+from prm.eval.calibration import are_probabilities
 
 AGGREGATES = ("min", "prod", "last", "mean")
 
@@ -74,7 +75,7 @@ def aggregate(scores: Sequence[float], how: str) -> float:
     if how == "mean":
         return sum(scores) / len(scores)
     if how == "prod":
-        if all(0.0 <= s <= 1.0 for s in scores):
+        if are_probabilities(scores):
             return sum(math.log(max(s, 1e-12)) for s in scores)
         return sum(scores)
     raise ValueError(f"unknown aggregate {how!r}; choose from {', '.join(AGGREGATES)}")
@@ -115,7 +116,7 @@ def majority(cands: Sequence[Candidate]) -> float:
 def weighted_vote(cands: Sequence[Candidate], how: str = "min") -> float:
     """PRM-weighted majority: each answer's votes weighted by its solutions' aggregate score (a probability; for
     log-score scorers, exp of the `prod` aggregate)."""
-    probs = all(0.0 <= s <= 1.0 for c in cands for s in c.scores)
+    probs = are_probabilities(s for c in cands for s in c.scores)
     weights = [aggregate(c.scores, how) if probs else math.exp(aggregate(c.scores, "prod")) for c in cands]
     return _vote(cands, weights)
 

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +64,16 @@ def reliability_bins(
             )
         )
     return out
+
+
+def are_probabilities(scores: Iterable[float]) -> bool:
+    """Whether every score lies in [0, 1]: a PRM's P(correct), not a training-free likelihood's log-probabilities,
+    which rank steps but have no calibration and no product as probabilities.
+
+    >>> are_probabilities([0.2, 1.0]), are_probabilities([-0.3, 0.5])
+    (True, False)
+    """
+    return all(0.0 <= s <= 1.0 for s in scores)
 
 
 def ece(probs: Sequence[float], labels: Sequence[bool] | Sequence[float], n_bins: int = 10) -> float:

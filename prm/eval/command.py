@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from prm.config import config, option, save_config
+from prm.eval.calibration import are_probabilities
 from prm.eval.metrics import (
     auroc,
     best_threshold,
@@ -115,7 +116,7 @@ def evaluate(
     if not y.size:
         raise ValueError("no labeled step: nothing to evaluate")
     every = [x for xs in scores for x in xs]
-    probabilities = all(0.0 <= x <= 1.0 for x in every)
+    probabilities = are_probabilities(every)
     report: dict[str, Any] = {
         "scorer": _scorer(records),
         "records": len(records),

@@ -41,6 +41,10 @@ from prm.models import decoder
 N_FEATURES = {"equation": 4, "operation": 7, "calc": 8, "step": 9}
 _PARTS = (2, 3, 4)  # feat_kind of the operation's three parts; 0 result, 1 equation
 _STEP = 5  # feat_kind of the whole step's tokens
+# (feat_kind, column) of each feature that is a mean of token log-probabilities. Kinds are numbered in column order
+# (column 7, the calculator's verdict, reads no tokens), so a feature set of n columns reads the kinds whose column
+# is below n: always a prefix 0..k-1 of the kinds.
+_MEANS = ((0, 0), (1, 1), *((k, 2 + k) for k in _PARTS), (_STEP, 8))
 
 
 @dataclass(frozen=True)
@@ -178,8 +182,8 @@ class PRM(nn.Module):
         out = hidden.new_zeros((n, n_features), dtype=torch.float32)
         if n_features > 7:
             out[:, 7] = batch["step_calc"]
-        # the operation's parts and the whole step only where they are read
-        keep = batch["feat_kind"] < (_STEP + 1 if n_features > 8 else _STEP if n_features > 4 else 2)
+        means = [(k, col) for k, col in _MEANS if col < n_features]
+        keep = batch["feat_kind"] < len(means)  # only the tokens of the kinds this set reads
         if not keep.any():
             return out
         # A token often counts for several features (a result token is an equation token too, the operation's parts
@@ -199,12 +203,6 @@ class PRM(nn.Module):
             ]
         )[inv]  # (M,)
         step, kind = batch["feat_step"][keep], batch["feat_kind"][keep]
-        means = (
-            (0, 0),
-            (1, 1),
-            *((k, 2 + k) for k in _PARTS if n_features > 4),
-            *(((_STEP, 8),) if n_features > 8 else ()),
-        )
         for k, col in means:
             sel = kind == k
             if sel.any():
