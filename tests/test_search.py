@@ -164,6 +164,37 @@ def test_astar_drops_repeated_children_but_counts_their_tokens():
     assert res.expansions == 9 and res.tokens == 45 and res.completed == 1 and len(res.steps) == 3
 
 
+def test_astar_growing_by_paths_resamples_from_the_prefix_before_the_doubted_step():
+    # The root's rollouts write the good first step, then a wrong one (scored 0.1) and a wrong answer; rollouts
+    # from a deeper node (keys with ":") write the good second step. Growing by paths, the first pop ends in an
+    # answer, and the next pop is the prefix the PRM trusts: the search resamples from after GOOD[0].
+    calls = []
+
+    def keyed(requests, k, keys):
+        calls.append([(list(s), key) for (_, s), key in zip(requests, keys, strict=True)])
+        out = []
+        for (_, steps), key in zip(requests, keys, strict=True):
+            depth = len(steps)
+            text = (
+                GOOD[depth]
+                if depth == 0 or ":" in key or steps[-1] == GOOD[1]
+                else ("bad 1" if depth == 1 else "The answer is 5.")
+            )
+            out.append([(text, 5, "answer" if text.startswith("The answer") else "line")] * k)
+        return out
+
+    res = _astar(keyed, expand=2, n_solutions=2, grow="path")[0]
+    assert res.steps == GOOD and res.prediction == "14" and res.completed == 2
+    assert res.finished[0].steps == [GOOD[0], "bad 1", "The answer is 5."]  # both root rollouts: one new end
+    # round 1: 2 rollouts x 3 lines from the root; round 2: 2 rollouts x 2 lines from [GOOD[0]]
+    assert res.tokens == 2 * 3 * 5 + 2 * 2 * 5 and res.expansions == 10
+    assert [steps for steps, _ in calls[3]] == [GOOD[:1], GOOD[:1]]
+    keys = [key for call in calls for _, key in call]
+    assert len(keys) == len(set(keys))  # every line is seeded on its own
+    with pytest.raises(ValueError, match="grow"):
+        _astar(keyed, grow="tree")
+
+
 def test_mcts_follows_the_value_and_answers_by_visits():
     from prm.search.mcts import mcts
 
@@ -205,7 +236,8 @@ def test_mcts_stops_when_nothing_is_left_to_expand():
 
 
 def test_mcts_rollouts_finish_open_children_and_mix_their_verdict_into_the_values():
-    from prm.search.mcts import mcts, rollout_ends
+    from prm.search.mcts import mcts
+    from prm.search.steps import rollout_ends
 
     calls = []
     policy = scripted_policy(calls)
@@ -276,18 +308,18 @@ def test_search_time_limit_counts_the_problem_as_it_ended():
         assert not res[0].timed_out and res[0].prediction == "14"
 
 
-@pytest.mark.parametrize("strategy", ["astar", "mcts"])
+@pytest.mark.parametrize("strategy, grow", [("astar", "step"), ("astar", "path"), ("mcts", "step")])
 def test_search_command_runs_astar_and_mcts_on_tiny_models(
-    tmp_path, tiny_model_dir, tiny_prm_dir, tiny_problems, strategy
+    tmp_path, tiny_model_dir, tiny_prm_dir, tiny_problems, strategy, grow
 ):
     out = tmp_path / strategy
     args = ["search", "--problems", str(tiny_problems), "--prm", str(tiny_prm_dir), "--policy", str(tiny_model_dir)]
     args += ["--output", str(out), "--strategy", strategy, "--value", str(tiny_prm_dir), "--budget", "30"]
     args += ["--expand", "2", "--max_steps", "3", "--sampling.max_new_tokens", "6", "--progress", "false"]
-    assert cli.main(args) == 0
+    assert cli.main(args + ["--grow", grow]) == 0
     summary = json.loads((out / "search.json").read_text())
     assert summary["strategy"] == strategy and summary["problems"] == 3
     # the random model's 6-token steps hit the step limit and end there: the search stops early, never past the budget
-    # by more than one expansion
-    assert 0 < summary["tokens_per_problem"] <= 30 + 2 * 6
+    # by more than one expansion (two steps, or two rollouts of up to three steps from the root)
+    assert 0 < summary["tokens_per_problem"] <= 30 + 2 * 6 * (3 if grow == "path" else 1)
     assert read_records(out / "search.jsonl")[0].meta["strategy"] == strategy

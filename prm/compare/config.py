@@ -44,6 +44,9 @@ class CompareConfig:
     astar_lambda: float = option(1.0, "A*: weight of the heuristic, f = g + lambda * h")
     astar_expand: int = option(4, "A*: next steps sampled per popped node")
     astar_answer: str = option("vote", "A*: best (the complete solution of best f) or vote (total g per answer)")
+    astar_grow: str = option(
+        "step", "A*: step (a popped node grows by `astar_expand` next steps) or path (by as many rollouts to the end)"
+    )
     mcts_c: float = option(1.0, "MCTS: exploration constant of PUCT")
     mcts_prior: str = option("policy", "MCTS: policy (the step's mean token log-probability) or uniform (UCT)")
     mcts_expand: int = option(4, "MCTS: next steps sampled per expanded node")
@@ -79,6 +82,8 @@ class CompareConfig:
         for name in ("beam_answer", "astar_answer"):
             if getattr(self, name) not in ("best", "vote"):
                 raise ValueError(f"{name} must be best or vote")
+        if self.astar_grow not in ("step", "path"):
+            raise ValueError("astar_grow must be step or path")
         if self.mcts_answer not in ("visits", "best", "vote"):
             raise ValueError("mcts_answer must be visits, best or vote")
         if self.mcts_prior not in ("policy", "uniform"):

@@ -70,6 +70,7 @@ def unit_strategy(strategy: str, samples: int, tokens_per_sample: float, cfg) ->
             lam=cfg.astar_lambda,
             n_solutions=max(samples, 1),
             answer=cfg.astar_answer,
+            grow=cfg.astar_grow,
         )
     return Strategy(
         strategy,

@@ -14,6 +14,15 @@ A child identical to a node already in the tree is dropped (its tokens still cou
 repeats steps often, and expanding the same prefix twice would spend budget on nothing new. Every sampled token
 counts, also those of children that are never popped. Seeding as in beam search: a node's children depend only on
 (seed, problem, node path, child index).
+
+`grow="path"` expands a popped node by `expand` rollouts instead of `expand` single steps: the policy finishes the
+solution from the node a line at a time, every new prefix of a rollout joins the tree as an open node, and its end
+is complete. One step per pop reaches an answer only after as many pops as the solution has steps, so a small budget
+ends with paths still open (at 4 samples' tokens, half the problems of the README's run had no complete solution).
+A rollout ends in an answer, and the next pop starts again from the best prefix by f, which after a rollout with
+one low-scored step is the prefix before it: the search resamples from where the PRM doubts, and keeps the prefix
+it trusts instead of sampling it again as best-of-N does. The PRM is causal (a step's score depends on the steps
+before it only), so one scoring call on the rollout's end gives the scores of all of its prefixes.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prm.bon.select import aggregate
-from prm.search.steps import SampleFn, ScoreFn, SearchResult, child_of, vote_weight, weighted_answer
+from prm.search.steps import SampleFn, ScoreFn, SearchResult, child_of, rollout_ends, vote_weight, weighted_answer
 
 
 @dataclass
@@ -52,15 +61,19 @@ def astar(
     how: str = "min",
     lam: float = 1.0,
     answer: str = "best",
+    grow: str = "step",
     expired: Callable[[int], bool] | None = None,
     on_round: Callable[[int, int], None] | None = None,
 ) -> list[SearchResult]:
-    """Search every problem at once: one sampling call and one scoring call (two with a Q-value model) per round.
-    `budget` is in sampled tokens per problem; a round may overshoot it by the samples of its last expansion."""
+    """Search every problem at once: one sampling call (one per depth of the rollouts with `grow="path"`) and one
+    scoring call (two with a Q-value model) per round. `budget` is in sampled tokens per problem; a round may
+    overshoot it by the samples of its last expansion."""
     if min(budget, expand, pops, n_solutions, max_steps) < 1:
         raise ValueError("budget, expand, pops, n_solutions and max_steps must be >= 1")
     if answer not in ("best", "vote"):
         raise ValueError(f"answer must be best or vote, got {answer!r}")
+    if grow not in ("step", "path"):
+        raise ValueError(f"grow must be step or path, got {grow!r}")
     aggregate([0.5], how)  # an unknown aggregate fails here, before any sampling
     results = [SearchResult(p) for p in range(n_problems)]
     tie = itertools.count()  # heap entries compare by f, then by insertion: never by node
@@ -78,22 +91,19 @@ def astar(
         if not active:
             break
         popped = [(p, heapq.heappop(heaps[p])[2]) for p in sorted(active) for _ in range(min(pops, len(heaps[p])))]
-        outs = sample_fn([(p, n.steps) for p, n in popped], expand, [f"{p}/{n.key}" for p, n in popped])
-        children: list[tuple[int, Node]] = []
-        for (p, parent), samples in zip(popped, outs, strict=True):
-            for j, sample in enumerate(samples):
-                results[p].tokens += sample[1]
-                results[p].expansions += 1
-                child = child_of(parent.steps, sample, max_steps)
-                if child is None or tuple(child.steps) in seen[p]:
-                    continue
-                seen[p].add(tuple(child.steps))
-                children.append((p, Node(child.steps, f"{parent.key}.{j}", done=child.done)))
+        grown = _grow_paths if grow == "path" else _grow_steps
+        children = grown(sample_fn, popped, expand, max_steps, results, seen)
         if children:
-            requests = [(p, n.steps) for p, n in children]
+            # Score each new path once: the one request of a node that is its own path, or a rollout's end for
+            # every new prefix of that rollout (their scores are the first scores of the end's).
+            ends = list({(p, tuple(steps)): None for p, _, steps in children})
+            index = {key: i for i, key in enumerate(ends)}
+            requests = [(p, list(steps)) for p, steps in ends]
             scores = score_fn(requests)
             values = value_fn(requests) if value_fn is not None else scores
-            for (p, n), s, v in zip(children, scores, values, strict=True):
+            for p, n, steps in children:
+                i, depth = index[(p, tuple(steps))], len(n.steps)
+                s, v = scores[i][:depth], values[i][:depth]
                 n.scores, n.g, n.h = list(s), aggregate(s, how), v[-1]
                 n.f = n.g + lam * n.h
                 if n.done:
@@ -114,3 +124,38 @@ def astar(
             )
         res.choose(best.steps, best.scores)
     return results
+
+
+def _grow_steps(sample_fn, popped, expand, max_steps, results, seen) -> list[tuple[int, Node, list[str]]]:
+    """`expand` next steps of every popped node, one line each: (problem, new node, the path that scores it)."""
+    outs = sample_fn([(p, n.steps) for p, n in popped], expand, [f"{p}/{n.key}" for p, n in popped])
+    children = []
+    for (p, parent), samples in zip(popped, outs, strict=True):
+        for j, sample in enumerate(samples):
+            results[p].tokens += sample[1]
+            results[p].expansions += 1
+            child = child_of(parent.steps, sample, max_steps)
+            if child is None or tuple(child.steps) in seen[p]:
+                continue
+            seen[p].add(tuple(child.steps))
+            children.append((p, Node(child.steps, f"{parent.key}.{j}", done=child.done), child.steps))
+    return children
+
+
+def _grow_paths(sample_fn, popped, expand, max_steps, results, seen) -> list[tuple[int, Node, list[str]]]:
+    """`expand` rollouts from every popped node: each new prefix of a rollout is a new node (its end complete)."""
+    rollouts = [(p, parent, f"{parent.key}.{j}") for p, parent in popped for j in range(expand)]
+    ends, spent = rollout_ends(
+        sample_fn, [(p, parent.steps) for p, parent, _ in rollouts], [f"{p}/{key}" for p, _, key in rollouts], max_steps
+    )
+    children = []
+    for (p, parent, key), end, tokens in zip(rollouts, ends, spent, strict=True):
+        results[p].tokens += tokens
+        results[p].expansions += len(end) - len(parent.steps)  # lines that wrote something (empty ones: tokens only)
+        # A rollout ends at an answer, the end of turn, the depth limit or an empty line: its end is complete.
+        for depth in range(len(parent.steps) + 1, len(end) + 1):
+            prefix = tuple(end[:depth])
+            if prefix not in seen[p]:
+                seen[p].add(prefix)
+                children.append((p, Node(list(prefix), f"{key}:{depth}", done=depth == len(end)), end))
+    return children

@@ -51,6 +51,9 @@ class SearchConfig:
     budget: int = option(1000, "astar, mcts: sampled tokens per problem at which the search stops")
     lam: float = option(1.0, "astar: weight of the Q-value, f = g + lam * h")
     n_solutions: int = option(16, "astar: stop once this many solutions are complete")
+    grow: str = option(
+        "step", "astar: step (a popped node grows by `expand` next steps) or path (by `expand` rollouts to the end)"
+    )
     answer: str | None = option(
         None,
         "beam, dvts, astar: best (default: the complete solution ranked first) or vote (the PRM-weighted vote over the "
@@ -90,6 +93,8 @@ class SearchConfig:
         answers = ("visits", "best", "vote") if self.strategy == "mcts" else ("best", "vote")
         if self.answer is not None and self.answer not in answers:
             raise ValueError(f"answer of {self.strategy} must be one of {', '.join(answers)}")
+        if self.grow not in ("step", "path"):
+            raise ValueError("grow must be step or path")
         if self.prior not in ("policy", "uniform"):
             raise ValueError("prior must be policy or uniform")
         if not 0.0 <= self.rollout <= 1.0:
@@ -167,6 +172,7 @@ def run(cfg: SearchConfig) -> dict:
         c_puct=cfg.c_puct,
         prior=cfg.prior,
         rollout=cfg.rollout,
+        grow=cfg.grow,
     )
     try:
         results = run_strategy(

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prm.answers import extract_answer
-from prm.search.steps import SampleFn, ScoreFn, SearchResult, child_of, weighted_answer
+from prm.search.steps import SampleFn, ScoreFn, SearchResult, child_of, rollout_ends, weighted_answer
 
 
 @dataclass(eq=False)
@@ -93,29 +93,6 @@ def most_visited_path(root: TreeNode) -> TreeNode:
     while node.children and not node.done:
         node = max(node.children, key=lambda ch: (ch.visits, ch.q))
     return node
-
-
-def rollout_ends(
-    sample_fn: SampleFn, requests: list[tuple[int, list[str]]], keys: list[str], max_steps: int
-) -> tuple[list[list[str]], list[int]]:
-    """Each request's steps finished by the policy a line at a time (one sampling call per depth for all of them, the
-    key of request i and the depth seeding each line), and the tokens each rollout sampled. A rollout ends at an
-    answer line, the end of turn, the depth limit, or a sample that wrote nothing."""
-    ends = [list(steps) for _, steps in requests]
-    spent = [0] * len(requests)
-    open_ = [i for i in range(len(requests))]
-    while open_:
-        outs = sample_fn([(requests[i][0], ends[i]) for i in open_], 1, [f"{keys[i]}/{len(ends[i])}" for i in open_])
-        still = []
-        for i, samples in zip(open_, outs, strict=True):
-            spent[i] += samples[0][1]
-            child = child_of(ends[i], samples[0], max_steps)
-            if child is not None:
-                ends[i] = child.steps
-                if not child.done:
-                    still.append(i)
-        open_ = still
-    return ends, spent
 
 
 def mcts(

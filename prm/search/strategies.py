@@ -17,7 +17,8 @@ STRATEGIES = ("beam", "dvts", "astar", "mcts")
 class Strategy:
     """A strategy and its knobs. beam/dvts: width, expand, rank_by (the aggregate that ranks partial solutions and
     complete ones), answer (best | vote).
-    astar: budget (sampled tokens per problem), expand, rank_by (g), lam, n_solutions, answer (best | vote).
+    astar: budget (sampled tokens per problem), expand, rank_by (g), lam, n_solutions, answer (best | vote), grow
+    (step | path: a popped node grows by single steps or by rollouts to the end).
     mcts: budget, expand, c_puct, prior (policy | uniform), answer (visits | best | vote), rollout (the weight of one
     rollout's verdict in each leaf's value; 0: none)."""
 
@@ -33,6 +34,7 @@ class Strategy:
     c_puct: float = 1.0
     prior: str = "policy"
     rollout: float = 0.0
+    grow: str = "step"
 
 
 def run_strategy(
@@ -73,6 +75,7 @@ def run_strategy(
             how=s.rank_by,
             lam=s.lam,
             answer=s.answer or "best",
+            grow=s.grow,
             expired=expired,
             on_round=on_round,
         )
