@@ -78,6 +78,7 @@ def astar(
     results = [SearchResult(p) for p in range(n_problems)]
     tie = itertools.count()  # heap entries compare by f, then by insertion: never by node
     heaps: list[list] = [[(0.0, next(tie), Node([], "r"))] for _ in range(n_problems)]
+    grown = _grow_paths if grow == "path" else _grow_steps
     seen: list[set[tuple[str, ...]]] = [set() for _ in range(n_problems)]
     active = set(range(n_problems))
     rounds = 0
@@ -91,14 +92,14 @@ def astar(
         if not active:
             break
         popped = [(p, heapq.heappop(heaps[p])[2]) for p in sorted(active) for _ in range(min(pops, len(heaps[p])))]
-        grown = _grow_paths if grow == "path" else _grow_steps
         children = grown(sample_fn, popped, expand, max_steps, results, seen)
         if children:
             # Score each new path once: the one request of a node that is its own path, or a rollout's end for
             # every new prefix of that rollout (their scores are the first scores of the end's).
-            ends = list({(p, tuple(steps)): None for p, _, steps in children})
-            index = {key: i for i, key in enumerate(ends)}
-            requests = [(p, list(steps)) for p, steps in ends]
+            index: dict[tuple[int, tuple[str, ...]], int] = {}
+            for p, _, steps in children:
+                index.setdefault((p, tuple(steps)), len(index))
+            requests = [(p, list(steps)) for p, steps in index]
             scores = score_fn(requests)
             values = value_fn(requests) if value_fn is not None else scores
             for p, n, steps in children:
