@@ -320,3 +320,26 @@ def test_bf16_falls_back_to_fp32_where_the_cpu_would_emulate_it(monkeypatch, cap
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     monkeypatch.setenv("PRM_BF16", "force")
     assert weights_dtype(True) == "bfloat16"
+
+
+def test_a_longer_prompt_joining_the_batch_leaves_the_running_rows_unchanged(tiny_model_dir):
+    # Continuous batching merges a new prompt's cache into the running one, left-padding both to the longer width.
+    # A new prompt longer than the running rows' context once misaligned the running rows' values (their keys were
+    # padded, their values read stale buffer columns): greedy samples then differed from one-by-one ones.
+    from prm.generate.sampler import _Batch
+    from prm.models import load
+
+    model, tok = load(str(tiny_model_dir))
+    short = tok("Tom has 12 apples.", add_special_tokens=False).input_ids
+    long = tok(build_prompt(tok, "Mia has 17 marbles and 3 more bags of 4. How many?"), add_special_tokens=False)
+    assert len(long.input_ids) > len(short) + 8
+    alone, mixed = _Batch(model, "cpu"), _Batch(model, "cpu")
+    for b in (alone, mixed):
+        b.admit([short], [0], 0, False)
+        for t in (5, 6, 7):
+            b.step([t] * len(b.pos), False)
+    mixed.admit([long.input_ids], [0, 0], 0, False)
+    alone.step([8], False)
+    mixed.step([8, 9, 9], False)
+    assert mixed.logits.shape[0] == 3
+    assert torch.allclose(alone.logits[0], mixed.logits[0], atol=1e-4)

@@ -142,9 +142,16 @@ def test_astar_finds_the_path_the_prm_prefers_and_stops_at_enough_solutions():
     assert all(n == 1 for n, _, _ in calls)
 
 
-def test_astar_budget_stops_the_search_within_one_expansion():
+def test_astar_budget_stops_the_search_within_one_expansion_and_a_rollout_to_an_answer():
     res = _astar(scripted_policy([]), budget=12, n_solutions=99)[0]
-    assert 12 <= res.tokens <= 12 + 3 * 5  # may overshoot by one expansion's samples, never more
+    # the root's 3 samples (15 tokens) spend the budget with nothing complete: one rollout from the best open node
+    # (GOOD[0], scored 0.9) writes its last 2 lines, so the search answers
+    assert res.tokens == 15 + 2 * 5 and res.completed == 1 and res.steps == GOOD
+
+
+def test_astar_does_not_answer_a_problem_that_ran_out_of_time():
+    res = _astar(scripted_policy([]), budget=12, expired=lambda p: True)[0]
+    assert res.timed_out and res.tokens == 0 and res.prediction is None
 
 
 def test_astar_heuristic_is_the_value_model_when_the_prm_cannot_tell():
@@ -160,8 +167,24 @@ def test_astar_drops_repeated_children_but_counts_their_tokens():
         return [[("3 + 4 = 7", 5, "line")] * k for _ in requests]
 
     res = _astar(parrot, budget=60, max_steps=3)[0]
-    # each popped node has one distinct child: a chain of 3 steps, the last complete at the depth limit
-    assert res.expansions == 9 and res.tokens == 45 and res.completed == 1 and len(res.steps) == 3
+    # each popped node has one distinct child: a chain of 3 steps, the last complete at the depth limit (45 tokens);
+    # then the 3 expanded nodes open again and the best one's 3 fresh samples are repeats too (60: the budget)
+    assert res.expansions == 12 and res.tokens == 60 and res.completed == 1 and len(res.steps) == 3
+
+
+def test_astar_reopens_expanded_nodes_with_fresh_samples_while_budget_is_left():
+    # First samples of a node all write the same wrong answer; a reopened node (its key marked "~") samples anew.
+    keys_seen = []
+
+    def first_tries_repeat(requests, k, keys):
+        keys_seen.extend(keys)
+        return [[(f"The answer is {14 if '~' in key else 5}.", 5, "answer")] * k for key in keys]
+
+    res = _astar(first_tries_repeat, n_solutions=2)[0]
+    assert keys_seen == ["0/r", "0/r~"] and res.tokens == 30 and res.completed == 2 and res.prediction == "14"
+    # reopening only while it finds something: a policy that writes nothing spends nothing and ends
+    res = _astar(lambda reqs, k, keys: [[("", 0, "line")] * k for _ in reqs])[0]
+    assert res.tokens == 0 and res.completed == 0 and res.prediction is None
 
 
 def test_astar_growing_by_paths_resamples_from_the_prefix_before_the_doubted_step():

@@ -247,8 +247,11 @@ class _Batch:
             return
         t = max(self.mask.shape[1], mask.shape[1])
         for old, new in zip(self.cache.layers, cache.layers, strict=True):
-            old.keys = torch.cat([_pad_left(old.keys, t, 2), _pad_left(new.keys, t, 2)])
-            old.values = torch.cat([_pad_left(old.values, t, 2), _pad_left(new.values, t, 2)])
+            # Both read before either is set: setting keys sets the layer's length, which the values getter slices
+            # by (reading values after it took t columns of the buffer, stale ones included, for the old rows).
+            keys = torch.cat([_pad_left(old.keys, t, 2), _pad_left(new.keys, t, 2)])
+            values = torch.cat([_pad_left(old.values, t, 2), _pad_left(new.values, t, 2)])
+            old.keys, old.values = keys, values
         self.mask = torch.cat([_pad_left(self.mask, t, 1), _pad_left(mask, t, 1)])
         self.pos = torch.cat([self.pos, pos])
         self.logits = torch.cat([self.logits, logits])
