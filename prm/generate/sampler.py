@@ -161,19 +161,22 @@ def _new_cache():
             self._k = t
             self._n = t.shape[2] if t is not None and t.dim() == 4 else 0
 
+        # Keys and values each keep their own length, so that setting one never changes what the other reads
+        # (when the keys setter also set the values' length, a merge that set keys first read the values through
+        # the new length: stale buffer columns, misaligned rows).
         @property
         def values(self):
-            return self._v[:, :, : self._n] if self._v.dim() == 4 else self._v
+            return self._v[:, :, : self._nv] if self._v.dim() == 4 else self._v
 
         @values.setter
         def values(self, t):
             self._v = t
+            self._nv = t.shape[2] if t is not None and t.dim() == 4 else 0
 
         def batch_select_indices(self, indices):
             # Index the whole buffer, so that the spare capacity survives and the next step copies nothing.
             if self._n:
-                n = self._n
-                self._k, self._v, self._n = self._k[indices], self._v[indices], n
+                self._k, self._v = self._k[indices], self._v[indices]
 
         def update(self, key_states, value_states, *args, **kwargs):
             if not self.is_initialized:
@@ -189,7 +192,7 @@ def _new_cache():
                 self._k, self._v = _pad_right(self._k[:, :, :n], cap), _pad_right(self._v[:, :, :n], cap)
             self._k[:, :, n : n + add] = key_states
             self._v[:, :, n : n + add] = value_states
-            self._n = n + add
+            self._n = self._nv = n + add
             return self.keys, self.values
 
     cache = DynamicCache()
@@ -247,11 +250,8 @@ class _Batch:
             return
         t = max(self.mask.shape[1], mask.shape[1])
         for old, new in zip(self.cache.layers, cache.layers, strict=True):
-            # Both read before either is set: setting keys sets the layer's length, which the values getter slices
-            # by (reading values after it took t columns of the buffer, stale ones included, for the old rows).
-            keys = torch.cat([_pad_left(old.keys, t, 2), _pad_left(new.keys, t, 2)])
-            values = torch.cat([_pad_left(old.values, t, 2), _pad_left(new.values, t, 2)])
-            old.keys, old.values = keys, values
+            old.keys = torch.cat([_pad_left(old.keys, t, 2), _pad_left(new.keys, t, 2)])
+            old.values = torch.cat([_pad_left(old.values, t, 2), _pad_left(new.values, t, 2)])
         self.mask = torch.cat([_pad_left(self.mask, t, 1), _pad_left(mask, t, 1)])
         self.pos = torch.cat([self.pos, pos])
         self.logits = torch.cat([self.logits, logits])
