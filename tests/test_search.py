@@ -84,6 +84,37 @@ def test_search_answer_by_vote_sums_the_kept_solutions_scores(strategy):
     assert picks == {"best": "9", "vote": "5"}
 
 
+@pytest.mark.parametrize("strategy", ["beam", "astar", "mcts"])
+def test_search_answer_by_best_never_prefers_a_solution_that_states_no_answer(strategy):
+    # The root's samples: one cut at the token limit (no answer line) that the PRM likes, one answer it likes less.
+    # A solution without an answer is wrong whatever its score, so `best` takes the one that answers.
+    def cut_or_answer(requests, k, keys):
+        both = [("7 * 2 = 14 and then", 64, "length"), ("The answer is 5.", 5, "answer")]
+        return [[both[j % 2] for j in range(k)] for _ in requests]
+
+    def prm(requests):
+        return [[0.2 if "answer" in s[-1] else 0.9] for _, s in requests]
+
+    from prm.search.astar import astar
+    from prm.search.mcts import mcts
+
+    run = {
+        "beam": lambda: search(cut_or_answer, prm, 1, width=2, expand=1, answer="best"),
+        "astar": lambda: astar(cut_or_answer, prm, 1, budget=69, expand=2, answer="best"),
+        "mcts": lambda: mcts(cut_or_answer, prm, 1, budget=69, expand=2, answer="best"),
+    }[strategy]
+    res = run()[0]
+    assert res.completed == 2 and res.prediction == "5"
+
+
+def test_best_stated_falls_back_to_every_solution_when_none_answers():
+    from prm.search.steps import Child, best_stated
+
+    cut, low = Child(["7 * 2 = 14 and then"], True, 64), Child(["3 + 4 = 7"], True, 5)
+    scores = {id(cut): 0.9, id(low): 0.2}
+    assert best_stated([low, cut], lambda c: scores[id(c)]) is cut
+
+
 def test_search_rejects_bad_settings():
     with pytest.raises(ValueError, match="strategy"):
         search(scripted_policy([]), scripted_prm, 1, strategy="mcts")

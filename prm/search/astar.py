@@ -12,7 +12,8 @@ again and are expanded with fresh samples (on a problem where the policy writes 
 empties early: without this, 26 of 48 problems of the README's verifier run stopped short of 32 samples' tokens).
 A problem whose budget runs out with nothing complete gets one rollout to an answer from its best open node (with
 one step per pop, half the problems had no answer at 4 samples' tokens). The answer is the complete solution with
-the best f (`answer="best"`) or the answer with the largest total g among the complete ones (`answer="vote"`).
+the best f among those that state an answer (`answer="best"`) or the answer with the largest total g among the
+complete ones (`answer="vote"`).
 
 A child identical to a node already in the tree is dropped (its tokens still count): sampling at temperature < 1
 repeats steps often, and expanding the same prefix twice would spend budget on nothing new. Every sampled token
@@ -37,7 +38,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prm.bon.select import aggregate
-from prm.search.steps import SampleFn, ScoreFn, SearchResult, child_of, rollout_ends, vote_weight, weighted_answer
+from prm.search.steps import (
+    SampleFn,
+    ScoreFn,
+    SearchResult,
+    best_stated,
+    child_of,
+    rollout_ends,
+    vote_weight,
+    weighted_answer,
+)
 
 
 @dataclass
@@ -156,12 +166,9 @@ def astar(
     for res in results:
         if not res.finished:
             continue
-        if answer == "best":
-            best = max(res.finished, key=lambda n: n.f)
-        else:
-            best = weighted_answer(res.finished, lambda n: vote_weight(n.g, how)) or max(
-                res.finished, key=lambda n: n.f
-            )
+        best = best_stated(res.finished, lambda n: n.f)
+        if answer == "vote":
+            best = weighted_answer(res.finished, lambda n: vote_weight(n.g, how)) or best
         res.choose(best.steps, best.scores)
     return results
 

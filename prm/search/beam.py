@@ -9,10 +9,10 @@ line each, `stop_at="line"`), the PRM scores every extended prefix, and the best
 
 A root expands to width x expand children (per group, keep x expand), so every depth costs at most the same number
 of samples. A child that ends (answer line, end of turn, or token limit) is complete and stops expanding; when no
-beam is live, or after `max_steps`, the answer is the complete solution with the best PRM aggregate
-(`answer="best"`), or the answer with the largest total aggregate among the complete solutions (`answer="vote"`: the
-PRM-weighted vote that best-of-N uses, over what the search kept). Every sampled token counts towards the budget, also
-those of children that did not survive.
+beam is live, or after `max_steps`, the answer is the complete solution with the best PRM aggregate among those
+that state an answer (`answer="best"`), or the answer with the largest total aggregate among the complete
+solutions (`answer="vote"`: the PRM-weighted vote that best-of-N uses, over what the search kept). Every sampled
+token counts towards the budget, also those of children that did not survive.
 
 Prompts and seeding are those of `prm generate`: a child's randomness depends only on (seed, problem, depth, parent,
 child index), so results do not depend on batching.
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prm.bon.select import aggregate
-from prm.search.steps import SampleFn, ScoreFn, SearchResult, child_of, vote_weight, weighted_answer
+from prm.search.steps import SampleFn, ScoreFn, SearchResult, best_stated, child_of, vote_weight, weighted_answer
 
 
 @dataclass
@@ -108,7 +108,7 @@ def search(
     for res in results:
         if not res.finished:
             continue
-        best = max(res.finished, key=lambda b: b.score)
+        best = best_stated(res.finished, lambda b: b.score)
         if answer == "vote":
             best = weighted_answer(res.finished, lambda b: vote_weight(b.score, how)) or best
         res.choose(best.steps, best.scores)

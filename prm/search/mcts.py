@@ -21,7 +21,8 @@ A selection that ends on a complete solution backs its value up again without sa
 solution grows); a problem stops when its sampled tokens reach `budget`, when `max_idle` selections in a row
 found nothing to expand, or when `expired(problem)` says so. The answer follows the most visited child from the
 root down to a complete solution (`answer="visits"`, AlphaZero's choice); where that path ends on an open node, or
-with `answer="best"`, it is the complete solution of highest value; `answer="vote"` sums values per answer.
+with `answer="best"`, it is the complete solution of highest value among those that state an answer (among all
+when none does); `answer="vote"` sums values per answer.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prm.answers import extract_answer
-from prm.search.steps import SampleFn, ScoreFn, SearchResult, child_of, rollout_ends, weighted_answer
+from prm.search.steps import SampleFn, ScoreFn, SearchResult, best_stated, child_of, rollout_ends, weighted_answer
 
 
 @dataclass(eq=False)
@@ -190,7 +191,7 @@ def mcts(
     for res, root in zip(results, roots, strict=True):
         if not res.finished:
             continue
-        best = max(res.finished, key=lambda n: n.value)
+        best = best_stated(res.finished, lambda n: n.value)
         if answer == "visits":
             end = most_visited_path(root)
             best = end if end.done and end in res.finished else best

@@ -107,6 +107,14 @@ def weighted_answer(solutions: Sequence[T], weight: Callable[[T], float]) -> T |
     return best[max(totals, key=lambda a: totals[a])][0]
 
 
+def best_stated(solutions: Sequence[T], key: Callable[[T], float]) -> T:
+    """The best complete solution by `key` among those that state an answer, or among all when none does: a solution
+    that stops without an answer line (depth or token limit) is wrong whatever its score, so it never beats one
+    that answers."""
+    stated = [sol for sol in solutions if sol.steps and extract_answer(sol.steps[-1]) is not None]
+    return max(stated or solutions, key=key)
+
+
 def vote_weight(value: float, how: str) -> float:
     """A solution's weight in a vote from its aggregate: `prod` is a sum of logs, so it votes with the probability
     it stands for; every other aggregate is a probability already.
