@@ -89,13 +89,18 @@ def rollout_ends(
     return ends, spent
 
 
+def stated_answer(sol) -> str | None:
+    """The answer a solution's last line states (anything with `.steps`); None when it states none."""
+    return extract_answer(sol.steps[-1]) if sol.steps else None
+
+
 def weighted_answer(solutions: Sequence[T], weight: Callable[[T], float]) -> T | None:
     """Of complete solutions (anything with `.steps`), the best-weighted one among those whose answer has the
     largest total weight; None when none states an answer."""
     totals: dict[str, float] = {}
     best: dict[str, tuple[T, float]] = {}
     for sol in solutions:
-        ans = extract_answer(sol.steps[-1]) if sol.steps else None
+        ans = stated_answer(sol)
         if ans is None:
             continue
         w = weight(sol)
@@ -111,7 +116,7 @@ def best_stated(solutions: Sequence[T], key: Callable[[T], float]) -> T:
     """The best complete solution by `key` among those that state an answer, or among all when none does: a solution
     that stops without an answer line (depth or token limit) is wrong whatever its score, so it never beats one
     that answers."""
-    stated = [sol for sol in solutions if sol.steps and extract_answer(sol.steps[-1]) is not None]
+    stated = [sol for sol in solutions if stated_answer(sol) is not None]
     return max(stated or solutions, key=key)
 
 
