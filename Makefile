@@ -64,8 +64,10 @@ improve: setup $(IMPROVE)/policy/train_report.json
 
 # The Q-value model of the README (Q* search's A* h and MCTS leaf value), from the demo's policy and PRM recipe: the
 # policy's own solutions valued two ways, by K = 8 rollouts per prefix (prm label --method mc) and by their own
-# answer (--method outcome: one rollout's estimate, no sampling), trained on the values (--loss soft); then its
-# calibration against 16 fresh rollouts per prefix of 128 held-out problems. About 35 minutes here.
+# answer (--method outcome: one rollout's estimate, no sampling), trained on the values (--loss soft); Platt scaling
+# of its scores fitted on 4 rollouts per prefix of 256 more training problems of the demo's regime (prm calibrate);
+# then both models' calibration against 16 fresh rollouts per prefix of 256 held-out problems. About 87 minutes on
+# a slow 2-core machine with native bf16 (make demo 14 minutes there).
 QV := data/out/qvalue
 DEMO := data/out/demo
 GEN := --model $(DEMO)/policy --sampling.batch_size 64 --progress false
@@ -85,11 +87,17 @@ qvalue: setup
 	cat $(QV)/outcome-values.jsonl $(QV)/mc23-values.jsonl $(QV)/mc24-values.jsonl > $(QV)/train.jsonl
 	$(PY) -m prm train --config $(DEMO)/prm/config.yaml --train $(QV)/train.jsonl --loss soft --max_tokens 240000 \
 	  --batch_tokens 1024 --output $(QV)/model
-	$(PY) -m prm synth --n 128 --split test --min_steps 2 --max_steps 3 $(SMALL) --seed 61 --output $(QV)/heldout.jsonl
+	$(PY) -m prm synth --n 256 --min_steps 2 --max_steps 3 $(SMALL) --seed 55 --output $(QV)/calibration-problems.jsonl
+	$(PY) -m prm generate $(GEN) --input $(QV)/calibration-problems.jsonl --output $(QV)/calibration-traces.jsonl --n 1 --sampling.max_new_tokens 160
+	$(PY) -m prm label --method mc --k 4 --seed 9 $(ROLL) --input $(QV)/calibration-traces.jsonl --output $(QV)/calibration-values.jsonl
+	$(PY) -m prm calibrate --model $(QV)/model --input $(QV)/calibration-values.jsonl --output $(QV)/model-calibrated
+	$(PY) -m prm synth --n 256 --split test --min_steps 2 --max_steps 3 $(SMALL) --seed 61 --output $(QV)/heldout.jsonl
 	$(PY) -m prm generate $(GEN) --input $(QV)/heldout.jsonl --output $(QV)/heldout-traces.jsonl --n 1 --sampling.max_new_tokens 160
 	$(PY) -m prm label --method mc --k 16 --seed 7 $(ROLL) --input $(QV)/heldout-traces.jsonl --output $(QV)/heldout-values.jsonl
-	$(PY) -m prm score --model $(QV)/model --input $(QV)/heldout-values.jsonl --output $(QV)/heldout-scored.jsonl
-	$(PY) -m prm eval --input $(QV)/heldout-scored.jsonl --output $(QV)/eval.json
+	for m in model model-calibrated; do \
+	  $(PY) -m prm score --model $(QV)/$$m --input $(QV)/heldout-values.jsonl --output $(QV)/heldout-scored.$$m.jsonl && \
+	  $(PY) -m prm eval --input $(QV)/heldout-scored.$$m.jsonl --output $(QV)/eval.$$m.json \
+	    --group_by meta.problem.difficulty || exit 1; done
 
 # A verifier PRM for the demo's pool (README: best-of-N, "A PRM whose backbone knows the task"): its backbone is the
 # demo's policy recipe trained four times as long (prm sft, 240,000 tokens of 12,000 gold solutions), its likelihood

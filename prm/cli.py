@@ -61,6 +61,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "run",
         "accuracy against tokens: best-of-N, beam, DVTS, A* and MCTS at equal budgets, easy and hard apart",
     ),
+    "calibrate": (
+        "prm.calibrate",
+        "CalibrateConfig",
+        "run",
+        "fit Platt scaling of a PRM's step probabilities on a calibration set; save a calibrated copy",
+    ),
     "eval": ("prm.eval", "EvalConfig", "run", "step AUROC, accuracy, F1, ProcessBench F1, calibration, floor"),
 }
 

@@ -195,3 +195,24 @@ def test_no_values_no_values_section(tmp_path):
     out = tmp_path / "r.json"
     assert cli.main(["eval", "--input", str(_write(tmp_path, "s.jsonl", SCORED)), "--output", str(out)]) == 0
     assert json.loads(out.read_text())["values"] is None and not (tmp_path / "r.values.png").exists()
+
+
+def test_values_calibration_by_group(tmp_path, capsys):
+    """`--group_by` breaks the rollout-valued steps down by a record field: counts, means and ECE by hand."""
+    a = StepRecord("a", "p", ["s1", "s2", "The answer is 3."], [True, True, True], [0.75, 0.5, 1.0])
+    a.meta |= {"label": {"method": "mc", "outcomes": ["1101", "1010", None]}, "problem": {"difficulty": 2}}
+    b = StepRecord("b", "p", ["s1", "s2"], [True, False], [0.25, None], meta={"problem": {"difficulty": 3}})
+    c = StepRecord("c", "p", ["s1"], [True], [0.5])
+    records = [attach_scores(a, [0.7, 0.7, 0.95], "q"), attach_scores(b, [0.3, 0.2], "q"), attach_scores(c, [0.4], "q")]
+    scored = _write(tmp_path, "scored.jsonl", records)
+    out = tmp_path / "q.json"
+    assert (
+        cli.main(["eval", "--input", str(scored), "--output", str(out), "--group_by", "meta.problem.difficulty"]) == 0
+    )
+    v = json.loads(out.read_text())["values"]
+    assert v["group_by"] == "meta.problem.difficulty" and list(v["by_group"]) == ["2", "3", "(missing)"]
+    two, three, missing = v["by_group"].values()
+    assert two["steps"] == 2 and two["mean_score"] == pytest.approx(0.7) and two["mean_value"] == pytest.approx(0.625)
+    assert two["ece"] == pytest.approx(0.075) and three["ece"] == pytest.approx(0.05)
+    assert missing == {"steps": 1, "mean_score": pytest.approx(0.4), "mean_value": 0.5, "ece": pytest.approx(0.1)}
+    assert "meta.problem.difficulty = 2 (2 rollout steps; mean score 0.700, rollouts 0.625)" in capsys.readouterr().out

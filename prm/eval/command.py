@@ -61,6 +61,11 @@ class EvalConfig:
         None, "threshold of step accuracy and wrong-step F1 (null: 0.5 for probabilities, else ProcessBench's)"
     )
     bins: int = option(10, "equal-width bins of the ECE and the reliability plot")
+    group_by: str | None = option(
+        None,
+        "a dotted field of the records (e.g. meta.problem.difficulty) to report the values' calibration by, "
+        "over the steps valued by rollouts",
+    )
 
     def __post_init__(self):
         if self.bins < 1:
@@ -107,10 +112,12 @@ def evaluate(
     bins: int = 10,
     plot: str | os.PathLike | None = None,
     values_plot: str | os.PathLike | None = None,
+    group_by: str | None = None,
 ) -> dict[str, Any]:
     """The report of `prm eval` as a dict (see the module docstring). `val` is (records, scores) of a scored
     validation split; `plot` is where the reliability PNG goes, `values_plot` that of the values' calibration
-    (None: no plot). Raises ValueError when no step of `records` is labeled."""
+    (None: no plot); `group_by` a dotted record field to break the values' calibration down by. Raises ValueError
+    when no step of `records` is labeled."""
     notes: list[str] = []
     s, y = labeled_steps(records, scores)
     if not y.size:
@@ -202,7 +209,9 @@ def evaluate(
         "step_auroc": _maybe(lambda: auroc(floor_s, floor_y), [], "floor step AUROC"),
         "first_error_auroc": first_error_auroc(records, floor_scores),
     }
-    report["values"] = value_report(records, scores, bins, values_plot, report["scorer"]) if probabilities else None
+    report["values"] = (
+        value_report(records, scores, bins, values_plot, report["scorer"], group_by) if probabilities else None
+    )
     report["notes"] = notes
     return report
 
@@ -213,13 +222,16 @@ def value_report(
     bins: int,
     plot: str | os.PathLike | None,
     scorer: Any = None,
+    group_by: str | None = None,
 ) -> dict[str, Any] | None:
     """Calibration of the scores as values: against each step's `values` (the share of rollouts that reached the
     answer, e.g. `prm label --method mc` with fresh rollouts of held-out prefixes), the ECE, the mean absolute
     error and a reliability plot; separately for the steps whose value came from rollouts (not an answer line,
-    whose value is exact). None when no step has a value."""
-    s, v, rolled = [], [], []
+    whose value is exact), and with `group_by` (a dotted record field) for those steps by the field's value: how
+    many, their mean score and mean value, and their ECE. None when no step has a value."""
+    s, v, rolled, groups = [], [], [], []
     for r, xs in zip(records, scores, strict=True):
+        group = field_at(r, group_by) if group_by else None
         outcomes = r.meta.get("label", {}).get("outcomes") if isinstance(r.meta.get("label"), dict) else None
         for i, (x, val) in enumerate(zip(xs, r.values, strict=False)):
             if val is None:
@@ -227,6 +239,7 @@ def value_report(
             s.append(x)
             v.append(val)
             rolled.append(outcomes[i] is not None if isinstance(outcomes, list) and i < len(outcomes) else True)
+            groups.append(group)
     if not s:
         return None
     bin_list = reliability_bins(s, v, bins)
@@ -240,6 +253,8 @@ def value_report(
         "ece_rollout_steps": ece(rs, rv, bins) if rs else None,
         "mae_rollout_steps": sum(abs(a - b) for a, b in zip(rs, rv, strict=True)) / len(rs) if rs else None,
         "plot": None,
+        "group_by": group_by,
+        "by_group": _by_group(s, v, rolled, groups, bins) if group_by else None,
         "bins": [
             {"lo": b.lo, "hi": b.hi, "confidence": b.confidence, "value": b.accuracy, "count": b.count}
             for b in bin_list
@@ -254,6 +269,34 @@ def value_report(
             ylabel="share of rollouts that reached it",
         )
         out["plot"] = Path(plot).name
+    return out
+
+
+def field_at(record: StepRecord, path: str) -> str:
+    """The value at a dotted path of a record (`meta.problem.difficulty`), as text; "(missing)" where the path ends.
+
+    >>> field_at(StepRecord("a", "p", ["s"], meta={"problem": {"difficulty": 3}}), "meta.problem.difficulty")
+    '3'
+    """
+    node: Any = record.to_dict()
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return "(missing)"
+        node = node[key]
+    return str(node)
+
+
+def _by_group(s, v, rolled, groups, bins: int) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for g in sorted({g for g, k in zip(groups, rolled, strict=True) if k}, key=lambda x: (len(x), x)):
+        gs = [x for x, k, h in zip(s, rolled, groups, strict=True) if k and h == g]
+        gv = [x for x, k, h in zip(v, rolled, groups, strict=True) if k and h == g]
+        out[g] = {
+            "steps": len(gs),
+            "mean_score": sum(gs) / len(gs),
+            "mean_value": sum(gv) / len(gv),
+            "ece": ece(gs, gv, bins),
+        }
     return out
 
 
@@ -290,6 +333,11 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| ECE against values ({v['steps']} steps) | {_fmt(v['ece'])} | – |")
         if v["rollout_steps"] and v["rollout_steps"] < v["steps"]:
             lines.append(f"| … steps valued by rollouts ({v['rollout_steps']}) | {_fmt(v['ece_rollout_steps'])} | – |")
+        for g, row in (v.get("by_group") or {}).items():
+            lines.append(
+                f"| … {v['group_by']} = {g} ({row['steps']} rollout steps; mean score {row['mean_score']:.3f}, "
+                f"rollouts {row['mean_value']:.3f}) | {_fmt(row['ece'])} | – |"
+            )
     lines.append(f"\nPosition floor fitted on {floor_from}.")
     return "\n".join(lines)
 
@@ -317,6 +365,7 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
             bins=cfg.bins,
             plot=plot,
             values_plot=values_plot,
+            group_by=cfg.group_by,
         )
     except ValueError as e:
         raise RecordError(cfg.input, None, "labels", str(e)) from None

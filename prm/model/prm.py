@@ -63,6 +63,9 @@ class Spec:
     feature_set: str = "equation"
     max_length: int = 512
     label_tokens: tuple[str, str] = (" correct", " wrong")
+    # Platt scaling (a, b) of the step logits as scorers read them: P = sigmoid(a * logit + b). Training always
+    # sees the raw logit; `prm calibrate` fits the pair afterwards on a calibration set (`prm.calibrate`).
+    calibration: tuple[float, float] = (1.0, 0.0)
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -82,8 +82,9 @@ def score_encoded(
             inputs = collate([items[0] for items in row_items], pad_id, device)
         else:
             inputs = collate_shared(row_items, pad_id, device)
+        a, b = prm.spec.calibration
         with bf16_autocast(device, bf16):
-            probs = torch.sigmoid(prm(inputs)).tolist()
+            probs = torch.sigmoid(prm(inputs).float() * a + b).tolist()
         k = 0
         for r in batch:
             for i in rows[r].items:
