@@ -131,3 +131,24 @@ def test_calibrate_refuses_bad_input_in_one_line(tmp_path, tiny_prm_dir, capsys)
     assert "output: must differ from model" in capsys.readouterr().err
     assert _prm("calibrate", "--model", tmp_path, "--input", unvalued, "--output", tmp_path / "o") == 2
     assert "not a PRM checkpoint" in capsys.readouterr().err
+
+
+def test_calibrate_refuses_a_backward_fit_and_a_foreign_output(tmp_path, tiny_prm_dir, capsys):
+    data = _calibration_set(tmp_path / "cal.jsonl")
+    scored = tmp_path / "scored.jsonl"
+    assert _prm("score", "--model", tiny_prm_dir, "--input", data, "--output", scored) == 0
+    records = read_records(scored)
+    every = sorted(x for r in records for x in r.meta["scores"])
+    middle = every[len(every) // 2]
+    for r in records:  # the lower the score, the likelier the step: the scores rank backwards
+        r.values = [1.0 if x < middle else 0.0 for x in r.meta["scores"]]
+    write_records(records, tmp_path / "backward.jsonl")
+    out = tmp_path / "o"
+    assert _prm("calibrate", "--model", tiny_prm_dir, "--input", tmp_path / "backward.jsonl", "--output", out) == 2
+    assert "fitted slope" in capsys.readouterr().err and not out.exists()
+
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    assert _prm("calibrate", "--model", tiny_prm_dir, "--input", data, "--output", tmp_path / "busy") == 2
+    assert "not a prm calibrate output" in capsys.readouterr().err
+    assert [f.name for f in (tmp_path / "busy").iterdir()] == ["notes.txt"]

@@ -5,9 +5,11 @@
 The model scores every step of the calibration set; the map p' = sigmoid(a * logit(p) + b) that best fits the steps'
 targets (`values`, the shares of rollouts that reached the answer, or `labels`) is composed with any map the model
 already carries, and the output folder is the model's checkpoint with that map in `prm_spec.json`: `prm score`,
-`search`, `compare`, `serve` and `bon` read calibrated scores from it. The scores' order does not change, so every
-AUROC and every argmax pick stays as it was; what changes is what a score means as a chance (an ECE, a Q-value
-that A* adds to a path's score, MCTS's leaf values).
+`search`, `compare`, `serve` and `bon` read calibrated scores from it. The map is increasing (a fit whose slope is
+not positive is refused: the scores would rank backwards), so the order of single steps stays, and with it every
+step AUROC and every pick by one step's score (`min`, `last`); what a sum, mean, product or weighted vote of scores
+picks can change, and so does what a score means as a chance (an ECE, a Q-value that A* adds to a path's score,
+MCTS's leaf values).
 
 Beside the checkpoint: `calibration.json` (the map, the steps it was fitted on, the ECE before and after on that set,
 which is in-sample: measure the calibrated model on another set with `prm score` and `prm eval`), the reliability
@@ -56,6 +58,8 @@ def run(cfg: CalibrateConfig) -> None:
         raise ConfigError(f"model: {model} has no {SPEC}: not a PRM checkpoint written by prm train")
     if out.resolve() == model.resolve():
         raise ConfigError("output: must differ from model (the calibrated copy is written beside it, not over it)")
+    if out.exists() and any(out.iterdir()) and not (out / "calibration.json").exists():
+        raise ConfigError(f"output: {out} exists and is not a prm calibrate output: delete it or choose another")
     records = read_records(cfg.input)
     picked = step_targets(records, cfg.target)
     if not picked:
@@ -67,6 +71,11 @@ def run(cfg: CalibrateConfig) -> None:
     probs = [scores[i][j] for i, j, _ in picked]
     targets = [t for _, _, t in picked]
     fitted = fit_platt(logits_of(probs), targets)
+    if fitted[0] <= 0:
+        raise ConfigError(
+            f"input: the fitted slope is {fitted[0]:.3g} <= 0: on {cfg.input} the model's scores rank steps backwards "
+            "or not at all, and a calibration would reverse or erase their order"
+        )
     before = scorer.prm.spec.calibration
     total = compose(fitted, tuple(before))
     after = apply(probs, fitted)
@@ -109,6 +118,10 @@ def run(cfg: CalibrateConfig) -> None:
         report["seconds"] = round(time.perf_counter() - t0, 1)
         (tmp / "calibration.json").write_text(json.dumps(report, indent=2))
         (tmp / SPEC).write_text(json.dumps(spec, indent=2))
+    kept = {f.name for f in model.iterdir() if f.is_file()} | {SPEC, "calibration.json"}
+    for f in out.iterdir():  # files of an earlier calibration of another model (e.g. its adapter) go
+        if f.is_file() and f.name not in kept and not f.name.startswith("calibration."):
+            f.unlink()
     save_config(cfg, out / "calibration.json")
     print(
         f"prm calibrate: {report['steps']} steps of {report['traces']} traces ({cfg.target}), mean target "

@@ -65,9 +65,11 @@ def fit_platt(
         t = 1.0
         while t > 1e-8 and loss(w - t * step) > current:
             t *= 0.5
+        if t <= 1e-8:
+            break  # no step lowers the loss: at the minimum up to rounding
         w = w - t * step
         new = loss(w)
-        if current - new < 1e-14 and np.abs(t * step).max() < 1e-10 or t <= 1e-8:
+        if (current - new < 1e-14) and np.abs(t * step).max() < 1e-10:
             break
         current = new
     return float(w[0]), float(w[1])

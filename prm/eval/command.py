@@ -287,6 +287,8 @@ def field_at(record: StepRecord, path: str) -> str:
 
 
 def _by_group(s, v, rolled, groups, bins: int) -> dict[str, dict[str, Any]]:
+    """Count, mean score, mean value and ECE of the rollout-valued steps of each group; groups in numeric order
+    where they are numbers of one width (shorter names first), "(missing)" after them."""
     out: dict[str, dict[str, Any]] = {}
     for g in sorted({g for g, k in zip(groups, rolled, strict=True) if k}, key=lambda x: (len(x), x)):
         gs = [x for x, k, h in zip(s, rolled, groups, strict=True) if k and h == g]
