@@ -266,6 +266,7 @@ def test_health_and_info(live):
     assert call(port, "GET", "/health") == (200, {"status": "ok"})
     status, info = call(port, "GET", "/info")
     assert status == 200 and info["readout"] == "head" and info["max_length"] == 1024 and info["version"]
+    assert info["calibration"] == [1.0, 0.0]
     assert info["step_tag"]
 
 

@@ -36,6 +36,7 @@ def model_info(scorer, cfg: ServeConfig) -> dict:
         "backbone": spec.base,
         "readout": spec.readout,
         "features": spec.feature_set if spec.features else None,
+        "calibration": list(spec.calibration),  # (a, b) of sigmoid(a * logit + b): prm calibrate; [1, 0] is none
         "step_tag": scorer.tok.convert_ids_to_tokens(scorer.prm.tag_id),
         "aggregate": cfg.aggregate,
         "split": cfg.split,
