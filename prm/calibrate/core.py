@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from prm.eval.calibration import are_probabilities
+
 # Probabilities are clipped before taking their logit: an fp32 sigmoid reaches exactly 0 or 1 at |logit| > 17.
 _EPS = 1e-6
 
@@ -24,7 +26,7 @@ _EPS = 1e-6
 def logits_of(probs: Sequence[float]) -> np.ndarray:
     """log(p / (1 - p)) of probabilities clipped to [1e-6, 1 - 1e-6]; outside [0, 1] or NaN raises ValueError."""
     p = np.asarray(probs, dtype=np.float64).reshape(-1)
-    if p.size and not ((p >= 0) & (p <= 1)).all():
+    if not are_probabilities(p):  # NaN fails too
         raise ValueError("scores must be probabilities in [0, 1] to calibrate (a PRM's, not a likelihood's)")
     p = np.clip(p, _EPS, 1 - _EPS)
     return np.log(p) - np.log1p(-p)

@@ -289,17 +289,21 @@ def field_at(record: StepRecord, path: str) -> str:
 def _by_group(s, v, rolled, groups, bins: int) -> dict[str, dict[str, Any]]:
     """Count, mean score, mean value and ECE of the rollout-valued steps of each group; groups in numeric order
     where they are numbers of one width (shorter names first), "(missing)" after them."""
-    out: dict[str, dict[str, Any]] = {}
-    for g in sorted({g for g, k in zip(groups, rolled, strict=True) if k}, key=lambda x: (len(x), x)):
-        gs = [x for x, k, h in zip(s, rolled, groups, strict=True) if k and h == g]
-        gv = [x for x, k, h in zip(v, rolled, groups, strict=True) if k and h == g]
-        out[g] = {
+    pairs: dict[str, tuple[list[float], list[float]]] = {}
+    for x, val, k, g in zip(s, v, rolled, groups, strict=True):
+        if k:
+            gs, gv = pairs.setdefault(g, ([], []))
+            gs.append(x)
+            gv.append(val)
+    return {
+        g: {
             "steps": len(gs),
             "mean_score": sum(gs) / len(gs),
             "mean_value": sum(gv) / len(gv),
             "ece": ece(gs, gv, bins),
         }
-    return out
+        for g, (gs, gv) in sorted(pairs.items(), key=lambda item: (len(item[0]), item[0]))
+    }
 
 
 def _fmt(x: float | None) -> str:

@@ -75,6 +75,7 @@ def score_encoded(
     else:
         rows = shared_rows(encoded, keys, batch_tokens, per_row)
     batches = length_batches([r.width for r in rows], batch_tokens)
+    a, b = prm.spec.calibration
     bar = tqdm(total=len(encoded), desc="scoring", unit="trace", disable=not progress, leave=False)
     for batch in batches:
         row_items = [[encoded[i] for i in rows[r].items] for r in batch]
@@ -82,9 +83,8 @@ def score_encoded(
             inputs = collate([items[0] for items in row_items], pad_id, device)
         else:
             inputs = collate_shared(row_items, pad_id, device)
-        a, b = prm.spec.calibration
         with bf16_autocast(device, bf16):
-            probs = torch.sigmoid(prm(inputs).float() * a + b).tolist()
+            probs = torch.sigmoid(prm(inputs) * a + b).tolist()
         k = 0
         for r in batch:
             for i in rows[r].items:
