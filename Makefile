@@ -64,36 +64,49 @@ improve: setup $(IMPROVE)/policy/train_report.json
 
 # The Q-value model of the README (Q* search's A* h and MCTS leaf value), from the demo's policy and PRM recipe: the
 # policy's own solutions valued two ways, by K = 8 rollouts per prefix (prm label --method mc) and by their own
-# answer (--method outcome: one rollout's estimate, no sampling), trained on the values (--loss soft); Platt scaling
-# of its scores fitted on 4 rollouts per prefix of 256 more training problems of the demo's regime (prm calibrate);
-# then both models' calibration against 16 fresh rollouts per prefix of 256 held-out problems. About 87 minutes on
-# a slow 2-core machine with native bf16 (make demo 14 minutes there).
+# answer (--method outcome: one rollout's estimate, no sampling), trained on the values (--loss soft) on make verifier's
+# backbone (the policy's recipe trained four times as long: it knows the task better than the policy does) with the
+# likelihood of the whole step as a feature (--feature_set step); Platt scaling of its scores fitted on 4 rollouts per
+# prefix of 256 more training problems of the demo's regime (prm calibrate); then both models' calibration against 16
+# fresh rollouts per prefix of 256 held-out problems. The three sets of values are files of their own, sampled once
+# per demo policy (about 70 minutes on a slow 2-core machine with native bf16): a rerun that finds them newer than
+# the policy only trains, calibrates and evaluates (about 15 minutes; the backbone, when missing, 15 more).
 QV := data/out/qvalue
 DEMO := data/out/demo
+VER := data/out/verifier
 GEN := --model $(DEMO)/policy --sampling.batch_size 64 --progress false
 ROLL := --model $(DEMO)/policy --sampling.batch_size 64 --sampling.max_new_tokens 128 --traces_per_batch 32
-qvalue: setup
-	@test -f $(DEMO)/prm/config.yaml || { echo "make qvalue: needs the demo's policy and PRM (run make demo first)" >&2; exit 2; }
+# The values depend on the demo's policy when there is one; without it the recipes stop with the message below.
+QV_POLICY := $(wildcard $(DEMO)/policy/train_report.json)
+QV_NEEDS_DEMO = @test -f $(DEMO)/prm/config.yaml || { echo "make qvalue: needs the demo's policy and PRM (run make demo first)" >&2; exit 2; }
+$(QV)/train.jsonl: $(QV_POLICY) | setup
+	$(QV_NEEDS_DEMO)
 	$(PY) -m prm synth --n 64 --min_steps 2 --max_steps 4 $(SMALL) --seed 51 --output $(QV)/mc24-problems.jsonl
 	$(PY) -m prm synth --n 64 --min_steps 2 --max_steps 3 $(SMALL) --seed 52 --output $(QV)/mc23-problems.jsonl
 	$(PY) -m prm synth --n 256 --min_steps 2 --max_steps 3 $(SMALL) --seed 53 --output $(QV)/outcome23-problems.jsonl
 	$(PY) -m prm synth --n 256 --min_steps 2 --max_steps 4 $(SMALL) --seed 54 --output $(QV)/outcome24-problems.jsonl
 	cat $(QV)/outcome23-problems.jsonl $(QV)/outcome24-problems.jsonl > $(QV)/outcome-problems.jsonl
 	for s in mc24 mc23 outcome; do $(PY) -m prm generate $(GEN) --input $(QV)/$$s-problems.jsonl \
-	  --output $(QV)/$$s-traces.jsonl --n 4 --sampling.max_new_tokens 160; done
+	  --output $(QV)/$$s-traces.jsonl --n 4 --sampling.max_new_tokens 160 || exit 1; done
 	$(PY) -m prm label --method mc --k 8 $(ROLL) --input $(QV)/mc24-traces.jsonl --output $(QV)/mc24-values.jsonl
 	$(PY) -m prm label --method mc --k 8 $(ROLL) --input $(QV)/mc23-traces.jsonl --output $(QV)/mc23-values.jsonl
 	$(PY) -m prm label --method outcome --input $(QV)/outcome-traces.jsonl --output $(QV)/outcome-values.jsonl
-	cat $(QV)/outcome-values.jsonl $(QV)/mc23-values.jsonl $(QV)/mc24-values.jsonl > $(QV)/train.jsonl
-	$(PY) -m prm train --config $(DEMO)/prm/config.yaml --train $(QV)/train.jsonl --loss soft --max_tokens 240000 \
-	  --batch_tokens 1024 --output $(QV)/model
+	cat $(QV)/outcome-values.jsonl $(QV)/mc23-values.jsonl $(QV)/mc24-values.jsonl > $@.tmp && mv $@.tmp $@
+$(QV)/calibration-values.jsonl: $(QV_POLICY) | setup
+	$(QV_NEEDS_DEMO)
 	$(PY) -m prm synth --n 256 --min_steps 2 --max_steps 3 $(SMALL) --seed 55 --output $(QV)/calibration-problems.jsonl
 	$(PY) -m prm generate $(GEN) --input $(QV)/calibration-problems.jsonl --output $(QV)/calibration-traces.jsonl --n 1 --sampling.max_new_tokens 160
-	$(PY) -m prm label --method mc --k 4 --seed 9 $(ROLL) --input $(QV)/calibration-traces.jsonl --output $(QV)/calibration-values.jsonl
-	$(PY) -m prm calibrate --model $(QV)/model --input $(QV)/calibration-values.jsonl --output $(QV)/model-calibrated
+	$(PY) -m prm label --method mc --k 4 --seed 9 $(ROLL) --input $(QV)/calibration-traces.jsonl --output $@
+$(QV)/heldout-values.jsonl: $(QV_POLICY) | setup
+	$(QV_NEEDS_DEMO)
 	$(PY) -m prm synth --n 256 --split test --min_steps 2 --max_steps 3 $(SMALL) --seed 61 --output $(QV)/heldout.jsonl
 	$(PY) -m prm generate $(GEN) --input $(QV)/heldout.jsonl --output $(QV)/heldout-traces.jsonl --n 1 --sampling.max_new_tokens 160
-	$(PY) -m prm label --method mc --k 16 --seed 7 $(ROLL) --input $(QV)/heldout-traces.jsonl --output $(QV)/heldout-values.jsonl
+	$(PY) -m prm label --method mc --k 16 --seed 7 $(ROLL) --input $(QV)/heldout-traces.jsonl --output $@
+qvalue: setup $(VER)/backbone/train_report.json $(QV)/train.jsonl $(QV)/calibration-values.jsonl $(QV)/heldout-values.jsonl
+	$(QV_NEEDS_DEMO)
+	$(PY) -m prm train --config $(DEMO)/prm/config.yaml --train $(QV)/train.jsonl --loss soft --base $(VER)/backbone \
+	  --feature_set step --max_tokens 240000 --batch_tokens 1024 --output $(QV)/model
+	$(PY) -m prm calibrate --model $(QV)/model --input $(QV)/calibration-values.jsonl --output $(QV)/model-calibrated
 	for m in model model-calibrated; do \
 	  $(PY) -m prm score --model $(QV)/$$m --input $(QV)/heldout-values.jsonl --output $(QV)/heldout-scored.$$m.jsonl && \
 	  $(PY) -m prm eval --input $(QV)/heldout-scored.$$m.jsonl --output $(QV)/eval.$$m.json \
@@ -107,13 +120,12 @@ qvalue: setup
 # and on a second held-out pool of 48 problems; and the backbone sampled as a policy itself on the demo's held-out
 # problems: the honest yardstick of a verifier this strong. The training-free likelihoods (the backbone's on both pools,
 # the policy's on the demo's) go through prm bon as scorers of their own, for the errors each sees by kind.
-# Needs make demo; about 35 minutes here (the backbone 11 of them).
-VER := data/out/verifier
+# Needs make demo; about 35 minutes here (the backbone 11 of them; make qvalue builds it too).
 KINDS := "[off_by_k, digit_swap, wrong_operation, wrong_operand, stale_value, skipped_step, repeated_step]"
 VTRAIN := --config $(DEMO)/prm/config.yaml --base $(VER)/backbone --feature_set step --max_tokens 120000 \
   --batch_tokens 1024 --train $(VER)/train.jsonl
 $(VER)/backbone/train_report.json: | setup
-	@test -f $(DEMO)/policy/config.yaml || { echo "make verifier: needs the demo's policy (run make demo first)" >&2; exit 2; }
+	@test -f $(DEMO)/policy/config.yaml || { echo "the verifier's backbone (make verifier, make qvalue): needs the demo's policy (run make demo first)" >&2; exit 2; }
 	$(PY) -m prm synth --config $(DEMO)/sft.config.yaml --n 12000 --output $(VER)/sft.jsonl
 	$(PY) -m prm sft --config $(DEMO)/policy/config.yaml --train $(VER)/sft.jsonl --max_tokens 240000 --output $(VER)/backbone
 verifier: setup $(VER)/backbone/train_report.json
@@ -145,14 +157,14 @@ verifier: setup $(VER)/backbone/train_report.json
 	  --baselines "[]" --labels $(VER)/pool1.gold.jsonl --output $(VER)/bon-pool1-policy-loglik
 
 # Search at equal compute (README: Q*): best-of-N, beam, DVTS, A* and MCTS on 32 held-out 2-4-operation problems,
-# with the demo's policy and PRM and make qvalue's Q-value model, at 4, 8, 16 and 32 samples' tokens. Rerunning
-# resumes; about 70 minutes here.
+# with the demo's policy and PRM and make qvalue's calibrated Q-value model (A*'s h and MCTS's leaf value), at 4, 8, 16
+# and 32 samples' tokens. Rerunning resumes; about 70 minutes here.
 CMP := data/out/compare
 compare: setup
-	@test -f $(QV)/model/config.yaml || { echo "make compare: needs the Q-value model (run make demo, then make qvalue)" >&2; exit 2; }
+	@test -f $(QV)/model-calibrated/config.yaml || { echo "make compare: needs the Q-value model (run make demo, then make qvalue)" >&2; exit 2; }
 	$(PY) -m prm synth --n 32 --split test --min_steps 2 --max_steps 4 $(SMALL) --seed 71 --output $(CMP)/heldout.jsonl
 	$(PY) -m prm compare --config configs/compare.yaml --problems $(CMP)/heldout.jsonl --policy $(DEMO)/policy \
-	  --prm $(DEMO)/prm --value $(QV)/model --output $(CMP)/search
+	  --prm $(DEMO)/prm --value $(QV)/model-calibrated --output $(CMP)/search
 
 # The same comparison with make verifier's PRM, which sees wrong steps (README: Q*): best-of-N, beam and A* on the
 # 48 problems of make verifier's second pool (the demo's regime), A* answering by its complete solution of best f
