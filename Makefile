@@ -158,7 +158,7 @@ verifier: setup $(VER)/backbone/train_report.json
 
 # Search at equal compute (README: Q*): best-of-N, beam, DVTS, A* and MCTS on 32 held-out 2-4-operation problems,
 # with the demo's policy and PRM and make qvalue's calibrated Q-value model (A*'s h and MCTS's leaf value), at 4, 8, 16
-# and 32 samples' tokens. Rerunning resumes; about 70 minutes here.
+# and 32 samples' tokens. Rerunning resumes; 64-96 minutes on 2-core machines with native bf16.
 CMP := data/out/compare
 compare: setup
 	@test -f $(QV)/model-calibrated/config.yaml || { echo "make compare: needs the Q-value model (run make demo, then make qvalue)" >&2; exit 2; }
