@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+import yaml
 
 from prm import cli
 from prm.improve.report import markdown
@@ -100,6 +101,8 @@ def _args(policy, problems, heldout, out):
         "12",
         "--threshold",
         "0",
+        "--prm_feature_set",
+        "equation",
     ]
     return args + ["--sft_lora_r", "4", "--bf16", "false", "--progress", "false"]
 
@@ -125,6 +128,8 @@ def test_improve_end_to_end_killed_and_resumed(tmp_path, answering, capsys):
     assert len(read_records(full / "samples-round1.jsonl")) == 6 * 3
     assert len(read_records(full / "prm" / "labels.jsonl")) == 4
     assert (full / "prm" / "round1" / "scored.jsonl").exists()  # the prm filter scored its samples
+    prm_config = yaml.safe_load((full / "prm" / "model" / "config.yaml").read_text())
+    assert prm_config["base"] == str(answering[0]) and prm_config["feature_set"] == "equation"  # the policy as backbone
     # Killed at any point (here as soon as the PRM's labels are being written) and rerun: the same figures.
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-m", "prm", *_args(*answering, killed)]

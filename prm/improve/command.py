@@ -125,8 +125,10 @@ def train_prm(cfg: ImproveConfig, samples: Path) -> str:
         TrainConfig(
             train=str(labels),
             output=str(model),
-            base=cfg.prm_base,
+            base=cfg.prm_base or cfg.policy,
             max_tokens=cfg.prm_tokens,
+            batch_tokens=cfg.prm_batch_tokens,
+            feature_set=cfg.prm_feature_set,
             epochs=100.0,
             eval_every=0,
             save_every=20,

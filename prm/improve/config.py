@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from prm.config import config, option
 from prm.generate.engine import Sampling
 
@@ -29,11 +31,17 @@ class ImproveConfig:
     eval_limit: int | None = option(None, "use only the first `eval_limit` held-out problems")
     prm: str | None = option(None, "a PRM folder for the prm filter; null: train one here (below)")
     threshold: float = option(0.5, "prm filter: the least min-step score a kept solution has")
-    prm_traces: int = option(128, "PRM trained here: the starting policy's round-1 samples it labels (the first ones)")
+    prm_traces: int = option(256, "PRM trained here: the starting policy's round-1 samples it labels (the first ones)")
     label_method: str = option("binary", "labeler of those samples: binary or mc (rollouts by the starting policy)")
     label_k: int = option(4, "rollouts per probed prefix")
-    prm_base: str = option("smollm2-135m", "backbone of the PRM trained here")
-    prm_tokens: int = option(40_000, "training tokens of the PRM trained here")
+    prm_base: str | None = option(
+        None, "backbone of the PRM trained here; null: the starting policy (a backbone that knows the task)"
+    )
+    prm_tokens: int = option(80_000, "training tokens of the PRM trained here")
+    prm_batch_tokens: int = option(1024, "padded tokens per micro-batch of the PRM trained here")
+    prm_feature_set: Literal["equation", "operation", "calc", "step"] = option(
+        "step", "likelihood features of the PRM trained here (prm train --feature_set)"
+    )
     sft_epochs: float = option(2.0, "passes over a round's kept solutions")
     sft_lr: float = option(5e-4, "learning rate of each round's fine-tuning (LoRA on the previous round's policy)")
     sft_lora_r: int = option(64, "LoRA rank of each round")
