@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from prm.config import config, option
 from prm.generate.engine import Sampling
+from prm.train.config import FeatureSet
 
 FILTERS = ("outcome", "prm", "gold")
 
@@ -39,7 +38,7 @@ class ImproveConfig:
     )
     prm_tokens: int = option(80_000, "training tokens of the PRM trained here")
     prm_batch_tokens: int = option(1024, "padded tokens per micro-batch of the PRM trained here")
-    prm_feature_set: Literal["equation", "operation", "calc", "step"] = option(
+    prm_feature_set: FeatureSet = option(
         "step", "likelihood features of the PRM trained here (prm train --feature_set)"
     )
     sft_epochs: float = option(2.0, "passes over a round's kept solutions")

@@ -8,6 +8,8 @@ from prm.config import config, option
 from prm.model.io import LoraSpec
 
 ALL_LINEAR = LoraSpec().targets
+# The likelihood feature sets of the readout (prm.model); prm improve's in-run PRM takes the same names.
+FeatureSet = Literal["equation", "operation", "calc", "step"]
 
 
 @config("train")
@@ -25,7 +27,7 @@ class TrainConfig:
     )
     # "operation": on held-out phrasings it lifted wrong operands from 0.756 to 0.978 AUROC and all first errors from
     # 0.865 to 0.942, at the same 426 steps (README, Benchmarks -> PRM quality).
-    feature_set: Literal["equation", "operation", "calc", "step"] = option(
+    feature_set: FeatureSet = option(
         "operation",
         "equation: log-probabilities of the result and the equation; operation: also of the operation's first "
         "operand, operator and second operand, each apart (what the backbone expects the step to do); calc: also "
