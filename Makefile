@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow demo demo-quick sft improve qvalue verifier compare compare-verifier bench bench-trl test-trl setup-vllm test-vllm bench-vllm lint format samples clean
+.PHONY: setup test test-slow demo demo-quick sft improve qvalue verifier compare compare-replicate compare-verifier bench bench-trl test-trl setup-vllm test-vllm bench-vllm lint format samples clean
 
 setup: $(STAMP)
 
@@ -165,6 +165,16 @@ compare: setup
 	$(PY) -m prm synth --n 32 --split test --min_steps 2 --max_steps 4 $(SMALL) --seed 71 --output $(CMP)/heldout.jsonl
 	$(PY) -m prm compare --config configs/compare.yaml --problems $(CMP)/heldout.jsonl --policy $(DEMO)/policy \
 	  --prm $(DEMO)/prm --value $(QV)/model-calibrated --output $(CMP)/search
+
+# A second set of problems for the same comparison (README: Q*): 32 other held-out problems of the same kind (seed 72),
+# best-of-N, A* and MCTS at 4, 16 and 32 samples' tokens: whether make compare's goals hold on problems they were not
+# first measured on. About 50 minutes here.
+compare-replicate: setup
+	@test -f $(QV)/model-calibrated/config.yaml || { echo "make compare-replicate: needs the Q-value model (run make demo, then make qvalue)" >&2; exit 2; }
+	$(PY) -m prm synth --n 32 --split test --min_steps 2 --max_steps 4 $(SMALL) --seed 72 --output $(CMP)/seed72/heldout.jsonl
+	$(PY) -m prm compare --config configs/compare.yaml --problems $(CMP)/seed72/heldout.jsonl --policy $(DEMO)/policy \
+	  --prm $(DEMO)/prm --value $(QV)/model-calibrated --strategies "[bon, astar, mcts]" --budgets "[4, 16, 32]" \
+	  --output $(CMP)/seed72/search
 
 # The same comparison with make verifier's PRM, which sees wrong steps (README: Q*): best-of-N, beam and A* on the
 # 48 problems of make verifier's second pool (the demo's regime), A* answering by its complete solution of best f
