@@ -160,21 +160,22 @@ verifier: setup $(VER)/backbone/train_report.json
 # with the demo's policy and PRM and make qvalue's calibrated Q-value model (A*'s h and MCTS's leaf value), at 4, 8, 16
 # and 32 samples' tokens. Rerunning resumes; 64-96 minutes on 2-core machines with native bf16.
 CMP := data/out/compare
+# $(1): the problems' seed; $(2): the folder of the problems and the search outputs; $(3): more prm compare options.
+define compare_on
+	@test -f $(QV)/model-calibrated/config.yaml || { echo "make $@: needs the Q-value model (run make demo, then make qvalue)" >&2; exit 2; }
+	$(PY) -m prm synth --n 32 --split test --min_steps 2 --max_steps 4 $(SMALL) --seed $(1) --output $(2)/heldout.jsonl
+	$(PY) -m prm compare --config configs/compare.yaml --problems $(2)/heldout.jsonl --policy $(DEMO)/policy \
+	  --prm $(DEMO)/prm --value $(QV)/model-calibrated $(3) --output $(2)/search
+endef
 compare: setup
-	@test -f $(QV)/model-calibrated/config.yaml || { echo "make compare: needs the Q-value model (run make demo, then make qvalue)" >&2; exit 2; }
-	$(PY) -m prm synth --n 32 --split test --min_steps 2 --max_steps 4 $(SMALL) --seed 71 --output $(CMP)/heldout.jsonl
-	$(PY) -m prm compare --config configs/compare.yaml --problems $(CMP)/heldout.jsonl --policy $(DEMO)/policy \
-	  --prm $(DEMO)/prm --value $(QV)/model-calibrated --output $(CMP)/search
+	$(call compare_on,71,$(CMP))
 
 # A second set of problems for the same comparison (README: Q*): 32 other held-out problems of the same kind (seed 72),
 # best-of-N, A* and MCTS at 4, 16 and 32 samples' tokens: whether make compare's goals hold on problems they were not
 # first measured on. About 50 minutes here.
+REPLICATE := --strategies "[bon, astar, mcts]" --budgets "[4, 16, 32]"
 compare-replicate: setup
-	@test -f $(QV)/model-calibrated/config.yaml || { echo "make compare-replicate: needs the Q-value model (run make demo, then make qvalue)" >&2; exit 2; }
-	$(PY) -m prm synth --n 32 --split test --min_steps 2 --max_steps 4 $(SMALL) --seed 72 --output $(CMP)/seed72/heldout.jsonl
-	$(PY) -m prm compare --config configs/compare.yaml --problems $(CMP)/seed72/heldout.jsonl --policy $(DEMO)/policy \
-	  --prm $(DEMO)/prm --value $(QV)/model-calibrated --strategies "[bon, astar, mcts]" --budgets "[4, 16, 32]" \
-	  --output $(CMP)/seed72/search
+	$(call compare_on,72,$(CMP)/seed72,$(REPLICATE))
 
 # The same comparison with make verifier's PRM, which sees wrong steps (README: Q*): best-of-N, beam and A* on the
 # 48 problems of make verifier's second pool (the demo's regime), A* answering by its complete solution of best f
