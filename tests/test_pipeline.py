@@ -80,8 +80,9 @@ def test_demo_writes_its_files(tmp_path, tiny_model_dir, capsys):
     policy = json.loads((out / "policy" / "policy.json").read_text())
     assert policy["base"] == str(tiny_model_dir) and policy["train_report"]["tokens"] >= 600
     assert all(r.meta["policy"] == str(out / "policy") for r in read_records(out / "pool.jsonl"))
-    for model in ("prm", "orm"):  # on the fine-tuned policy (prm_backbone: policy)
-        assert json.loads((out / model / "prm_spec.json").read_text())["base"] == str(out / "policy")
+    for model in ("prm", "orm"):  # on the fine-tuned policy (prm_backbone: policy), with the whole step's likelihood
+        spec = json.loads((out / model / "prm_spec.json").read_text())
+        assert spec["base"] == str(out / "policy") and spec["feature_set"] == "step"
     bon = json.loads((out / "bon" / "bon.json").read_text())
     assert bon["problems"] == 3 and bon["ns"] == [1, 2, 4]
     assert {"prm-min", "orm-last", "loglik-min", "calc", "majority", "judge-vote", "oracle"} <= set(bon["selectors"])
