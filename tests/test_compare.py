@@ -106,6 +106,7 @@ def test_compare_end_to_end_on_tiny_models(tmp_path, tiny_model_dir, tiny_prm_di
         assert summary["units"][name]["2"]["tokens"] <= 2 * t + 2 * 6
     rows = [json.loads(x) for x in (out / "units" / "astar-2.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and {"correct", "tokens", "prediction", "timed_out"} <= set(rows[0])
+    assert all(len(r["finished"]) == r["completed"] for r in rows)  # every completion, for other answer rules
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG" and "| budget" in (out / "compare.md").read_text()
     printed = capsys.readouterr().out
     assert "prm compare: 3 problems" in printed and "A*" in printed

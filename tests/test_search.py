@@ -151,6 +151,7 @@ def test_search_command_on_tiny_models(tmp_path, tiny_model_dir, tiny_prm_dir, t
     assert summary["problems"] == 3 and summary["tokens_per_problem"] > 0
     chosen = read_records(out / "search.jsonl")
     assert len(chosen) == 3 and chosen[0].meta["strategy"] == "beam"
+    assert all(len(r.meta["finished"]) == r.meta["completed"] for r in chosen)
 
 
 # A* and MCTS with the same scripted policy; the value model is a scripted function too.
@@ -170,6 +171,16 @@ def test_astar_finds_the_path_the_prm_prefers_and_stops_at_enough_solutions():
     assert len(keys) == len(set(keys)) and res.tokens == 5 * res.expansions
     # best-first: the good prefix is popped first at every depth, so the good answer is complete after 3 pops
     assert all(n == 1 for n, _, _ in calls)
+
+
+def test_search_results_list_every_completion_with_its_rank_and_the_tokens_spent_by_then():
+    res = _astar(scripted_policy([]), n_solutions=3)[0]
+    done = res.completions()
+    assert len(done) == res.completed >= 3 and [d["rank"] for d in done] == [round(n.f, 6) for n in res.finished]
+    assert [d["tokens"] for d in done] == sorted(d["tokens"] for d in done) and done[-1]["tokens"] <= res.tokens
+    assert {"14"} <= {d["answer"] for d in done} and all(len(d["scores"]) >= 1 for d in done)
+    beam = search(scripted_policy([]), scripted_prm, 1, width=2, expand=3, max_steps=5, answer="vote")[0]
+    assert [d["rank"] for d in beam.completions()] == [round(b.score, 6) for b in beam.finished]
 
 
 def test_astar_budget_stops_the_search_within_one_expansion_and_a_rollout_to_an_answer():

@@ -97,6 +97,7 @@ def unit_rows(results: Sequence[SearchResult], problems: Sequence[StepRecord]) -
             "timed_out": r.timed_out,
             "steps": r.steps,
             "scores": [round(x, 6) for x in r.scores],
+            "finished": r.completions(),
         }
         for r, p in zip(results, problems, strict=True)
     ]

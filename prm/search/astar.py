@@ -112,7 +112,7 @@ def astar(
             n.scores, n.g, n.h = list(s), aggregate(s, how), v[-1]
             n.f = n.g + lam * n.h
             if n.done:
-                results[p].finished.append(n)
+                results[p].finish(n, n.f)
             else:
                 heapq.heappush(heaps[p], (-n.f, next(tie), n))
 

@@ -100,7 +100,7 @@ def search(
             beams.sort(key=lambda b: -b.score)
             for b in beams[:keep]:
                 if b.done:
-                    results[p].finished.append(b)
+                    results[p].finish(b, b.score)
                 else:
                     live.append((p, b))
         if on_depth:

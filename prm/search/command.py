@@ -198,6 +198,7 @@ def run(cfg: SearchConfig) -> dict:
             "expansions": res.expansions,
             "timed_out": res.timed_out,
             "strategy": cfg.strategy,
+            "finished": res.completions(),
         }
         steps = res.steps or ["(no complete solution)"]
         r = StepRecord(

@@ -172,7 +172,7 @@ def mcts(
             for (p, node), v in zip(new, values, strict=True):
                 node.scores, node.value = list(v), v[-1]
                 if node.done:
-                    results[p].finished.append(node)
+                    results[p].finish(node, node.value)
             if rollout > 0:
                 _check_by_rollouts(sample_fn, value_fn, [x for x in new if not x[1].done], rollout, max_steps, results)
             for _, node in new:
@@ -224,6 +224,6 @@ def _check_by_rollouts(
         z[i] = scores[-1]
         p, node = nodes[i]
         end = TreeNode(ends[i], f"{node.key}/r", done=True, value=z[i], scores=list(scores))
-        results[p].finished.append(end)  # a candidate answer outside the tree
+        results[p].finish(end, end.value)  # a candidate answer outside the tree
     for (_, node), zi in zip(nodes, z, strict=True):
         node.value = (1 - weight) * node.value + weight * zi

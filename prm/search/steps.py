@@ -56,10 +56,31 @@ class SearchResult:
     expansions: int = 0  # policy samples drawn
     finished: list = field(default_factory=list)  # complete solutions the search kept
     timed_out: bool = False  # stopped by the per-problem time limit (counted as it ended, usually wrong)
+    # Per finished solution: the value its strategy ranks it by and the problem's tokens when it completed, so that
+    # other answer rules and earlier stops can be read off one run (README: Benchmarks -> search at equal compute).
+    finished_at: list[tuple[float, int]] = field(default_factory=list)
 
     @property
     def completed(self) -> int:
         return len(self.finished)
+
+    def finish(self, solution, rank: float) -> None:
+        """Keep a complete solution (anything with `.steps` and `.scores`), ranked by `rank` in its strategy."""
+        self.finished.append(solution)
+        self.finished_at.append((rank, self.tokens))
+
+    def completions(self) -> list[dict]:
+        """Every finished solution in the order it completed: its stated answer (None if none), the strategy's rank
+        of it, its step scores and the problem's tokens at that moment."""
+        return [
+            {
+                "answer": stated_answer(sol),
+                "rank": round(rank, 6),
+                "scores": [round(x, 6) for x in sol.scores],
+                "tokens": t,
+            }
+            for sol, (rank, t) in zip(self.finished, self.finished_at, strict=True)
+        ]
 
     def choose(self, steps: list[str], scores: list[float]) -> None:
         self.steps, self.scores = list(steps), list(scores)
