@@ -14,7 +14,7 @@ import yaml
 
 from prm import cli
 from prm.improve.report import markdown
-from prm.improve.rounds import heldout_metrics, select
+from prm.improve.rounds import heldout_metrics, select, share_cut
 from prm.records import StepRecord, read_records
 
 
@@ -34,6 +34,40 @@ def test_select_keeps_distinct_accepted_solutions_up_to_the_cap():
     kept = select(traces, lambda t: t.meta["correct"], max_per_problem=2)
     assert [t.id for t in kept] == ["a/0", "a/2"]
     assert select(traces, lambda t: False, 2) == []
+
+
+def test_share_cut_keeps_the_top_share_and_at_least_one():
+    assert share_cut([0.2, 0.9, 0.4, 0.7], 0.5) == 0.7 and share_cut([0.2, 0.9, 0.4, 0.7], 1.0) == 0.2
+    assert share_cut([0.3], 0.1) == 0.3 and share_cut([0.5, 0.5, 0.1], 0.34) == 0.5  # ties at the cut all pass
+    assert share_cut([], 0.5) == float("inf")
+
+
+def test_prm_filter_by_share_ranks_right_answers_whatever_the_scale(tmp_path):
+    from prm.improve.command import acceptor
+    from prm.improve.config import ImproveConfig
+    from prm.records import write_records
+
+    traces = [
+        _trace("a", 0, ["3 + 4 = 7.", "The answer is 7."], "7", True),
+        _trace("a", 1, ["4 + 3 = 7.", "The answer is 7."], "7", True),
+        _trace("b", 0, ["7 - 0 = 7.", "The answer is 7."], "7", True),
+        _trace("b", 1, ["The answer is 6."], "6", False),
+    ]
+    samples = tmp_path / "samples.jsonl"
+    write_records(traces, samples)
+    mins = {"a/0": 0.30, "a/1": 0.10, "b/0": 0.35, "b/1": 0.90}  # all right answers below a 0.5 threshold
+    scored = [
+        StepRecord(t.id, t.problem, t.steps, answer=t.answer, meta=t.meta | {"scores": [mins[t.id]] * len(t.steps)})
+        for t in traces
+    ]
+    write_records(scored, tmp_path / "scored.jsonl")
+    base = {"policy": "p", "problems": "x", "heldout": "y", "output": "z"}
+    by_threshold = acceptor(ImproveConfig(**base, keep_share=None), "prm", samples, tmp_path, "unused")
+    assert [t.id for t in traces if by_threshold(t)] == []
+    by_share = acceptor(ImproveConfig(**base, keep_share=0.5), "prm", samples, tmp_path, "unused")
+    assert [t.id for t in traces if by_share(t)] == ["a/0", "b/0"]  # the better 2 of 3 right answers; never b/1
+    with pytest.raises(ValueError, match="keep_share"):
+        ImproveConfig(**base, keep_share=0.0)
 
 
 def test_heldout_metrics():

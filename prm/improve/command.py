@@ -6,7 +6,8 @@ Each round, the current policy samples k solutions per training problem (only th
 are used), a filter keeps some, and the policy is fine-tuned on them (LoRA on the previous round's policy); the new
 policy is then evaluated on held-out problems. Filters:
 - outcome: the right final answer;
-- prm: the right final answer and a PRM's minimum step score >= threshold. The PRM is the one given, or one trained
+- prm: the right final answer and a PRM's minimum step score >= threshold (or among the `keep_share` of the
+  right-answer samples it scores highest). The PRM is the one given, or one trained
   here on `binary` (or `mc`) labels of the starting policy's own round-1 samples, with that policy as completer;
 - gold: the right final answer and every step right by the exact gold labeler (synthetic problems only): the upper
   bound of a perfect step judge.
@@ -31,7 +32,7 @@ from prm.config import check_resumable, save_config
 from prm.fileio import atomic_write
 from prm.improve.config import ImproveConfig
 from prm.improve.report import markdown, plot
-from prm.improve.rounds import by_problem, heldout_metrics, select, wrong_step
+from prm.improve.rounds import by_problem, heldout_metrics, select, share_cut, wrong_step
 from prm.records import read_records, write_records
 
 
@@ -156,7 +157,11 @@ def acceptor(cfg: ImproveConfig, name: str, samples: Path, folder: Path, prm: st
     if not scored.exists():
         score(ScoreConfig(model=prm, input=str(samples), output=str(scored), bf16=cfg.bf16, progress=cfg.progress))
     scores = read_scored(scored)
-    return lambda t: bool(t.meta["correct"]) and min(scores[t.id]) >= cfg.threshold
+    cut = cfg.threshold
+    if cfg.keep_share is not None:
+        right = [min(scores[t.id]) for t in read_records(samples) if t.meta["correct"]]
+        cut = share_cut(right, cfg.keep_share)
+    return lambda t: bool(t.meta["correct"]) and min(scores[t.id]) >= cut
 
 
 def finetune(cfg: ImproveConfig, base: str, kept: Path, output: Path, seed: int) -> None:

@@ -6,6 +6,7 @@ figures = heldout_metrics(traces, gold_labels)   # pass@1, maj@k, pass@k, right 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from prm.bon.select import Candidate, answer_key, majority
@@ -41,6 +42,19 @@ def select(
             seen.add(key)
             kept.append(t)
     return kept
+
+
+def share_cut(values: Sequence[float], share: float) -> float:
+    """The least value a kept item has when the `share` of `values` with the highest values is kept (at least one;
+    ties at the cut are all kept); +inf when there are no values.
+
+    >>> share_cut([0.2, 0.9, 0.4, 0.7], 0.5), share_cut([0.3], 0.1), share_cut([], 0.5)
+    (0.7, 0.3, inf)
+    """
+    if not values:
+        return math.inf
+    ranked = sorted(values, reverse=True)
+    return ranked[max(1, math.ceil(share * len(ranked))) - 1]
 
 
 def wrong_step(labels: Sequence[bool | None]) -> bool:
