@@ -62,9 +62,9 @@ def test_prm_filter_by_share_ranks_right_answers_whatever_the_scale(tmp_path):
     ]
     write_records(scored, tmp_path / "scored.jsonl")
     base = {"policy": "p", "problems": "x", "heldout": "y", "output": "z"}
-    by_threshold = acceptor(ImproveConfig(**base, keep_share=None), "prm", samples, tmp_path, "unused")
+    by_threshold = acceptor(ImproveConfig(**base, keep_share=None), "prm", samples, traces, tmp_path, "unused")
     assert [t.id for t in traces if by_threshold(t)] == []
-    by_share = acceptor(ImproveConfig(**base, keep_share=0.5), "prm", samples, tmp_path, "unused")
+    by_share = acceptor(ImproveConfig(**base, keep_share=0.5), "prm", samples, traces, tmp_path, "unused")
     assert [t.id for t in traces if by_share(t)] == ["a/0", "b/0"]  # the better 2 of 3 right answers; never b/1
     with pytest.raises(ValueError, match="keep_share"):
         ImproveConfig(**base, keep_share=0.0)

@@ -33,7 +33,7 @@ from prm.fileio import atomic_write
 from prm.improve.config import ImproveConfig
 from prm.improve.report import markdown, plot
 from prm.improve.rounds import by_problem, heldout_metrics, select, share_cut, wrong_step
-from prm.records import read_records, write_records
+from prm.records import StepRecord, read_records, write_records
 
 
 def _say(cfg: ImproveConfig, text: str) -> None:
@@ -142,8 +142,8 @@ def train_prm(cfg: ImproveConfig, samples: Path) -> str:
     return str(model)
 
 
-def acceptor(cfg: ImproveConfig, name: str, samples: Path, folder: Path, prm: str | None):
-    """The filter `name` as a predicate on the samples of one round."""
+def acceptor(cfg: ImproveConfig, name: str, samples: Path, traces: list[StepRecord], folder: Path, prm: str | None):
+    """The filter `name` as a predicate on the samples of one round (`traces`: those samples, read from `samples`)."""
     if name == "outcome":
         return lambda t: bool(t.meta["correct"])
     if name == "gold":
@@ -159,7 +159,7 @@ def acceptor(cfg: ImproveConfig, name: str, samples: Path, folder: Path, prm: st
     scores = read_scored(scored)
     cut = cfg.threshold
     if cfg.keep_share is not None:
-        right = [min(scores[t.id]) for t in read_records(samples) if t.meta["correct"]]
+        right = [min(scores[t.id]) for t in traces if t.meta["correct"]]
         cut = share_cut(right, cfg.keep_share)
     return lambda t: bool(t.meta["correct"]) and min(scores[t.id]) >= cut
 
@@ -224,7 +224,7 @@ def run(cfg: ImproveConfig) -> dict:
             kept_path = folder / "kept.jsonl"
             if not kept_path.exists():
                 traces = read_records(samples)
-                kept = select(traces, acceptor(cfg, name, samples, folder, prm), cfg.max_per_problem)
+                kept = select(traces, acceptor(cfg, name, samples, traces, folder, prm), cfg.max_per_problem)
                 write_records(kept, kept_path)
             kept = read_records(kept_path)
             policy_dir = folder / "policy"
