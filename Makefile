@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow demo demo-quick sft improve qvalue verifier compare compare-replicate compare-verifier bench bench-trl test-trl setup-vllm test-vllm bench-vllm lint format samples clean
+.PHONY: setup test test-slow demo demo-quick sft improve improve-seeds qvalue verifier compare compare-replicate compare-verifier bench bench-trl test-trl setup-vllm test-vllm bench-vllm lint format samples clean
 
 setup: $(STAMP)
 
@@ -61,6 +61,19 @@ improve: setup $(IMPROVE)/policy/train_report.json
 	$(PY) -m prm synth --n 64 --min_steps 3 --max_steps 4 $(SMALL) --seed 22 --output $(IMPROVE)/problems.jsonl
 	$(PY) -m prm synth --n 48 --split test --min_steps 3 --max_steps 4 $(SMALL) --seed 23 --output $(IMPROVE)/heldout.jsonl
 	$(PY) -m prm improve --config configs/improve.yaml
+
+# More seeds of make improve's recipe (the same starting policy, problems and held-out problems; the samples, labels,
+# the PRM and every round's fine-tuning change with the seed), then prm improve-report over all of them: whether the
+# prm filter's lead over the outcome filter holds beyond one seed. About 35 minutes a seed after make improve.
+SEEDS := 1 2
+comma := ,
+space := $(subst ,, )
+SEED_RUNS = $(subst $(space),$(comma)$(space),$(strip $(IMPROVE)/rounds $(foreach s,$(SEEDS),$(IMPROVE)/rounds-seed$(s))))
+improve-seeds: improve
+	for s in $(SEEDS); do $(PY) -m prm improve --config configs/improve.yaml --seed $$s \
+	  --output $(IMPROVE)/rounds-seed$$s || exit 1; done
+	$(PY) -m prm improve-report --config configs/improve-report.yaml --output $(IMPROVE)/seeds \
+	  --runs "[$(SEED_RUNS)]"
 
 # The Q-value model of the README (Q* search's A* h and MCTS leaf value), from the demo's policy and PRM recipe: the
 # policy's own solutions valued two ways, by K = 8 rollouts per prefix (prm label --method mc) and by their own

@@ -28,6 +28,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "run",
         "rounds of self-improvement: sample, keep by outcome, PRM or gold, fine-tune, evaluate",
     ),
+    "improve-report": (
+        "prm.improve.seeds",
+        "ImproveReportConfig",
+        "run",
+        "several prm improve runs with other seeds as one verdict: the filters' pass@1, mean and interval",
+    ),
     "train": ("prm.train", "TrainConfig", "run", "fine-tune a PRM (LoRA or full) on labeled step records"),
     "score": ("prm.score.prm_scorer", "ScoreConfig", "run", "score every step of every trace with a trained PRM"),
     "serve": ("prm.serve", "ServeConfig", "run", "answer step-scoring and reward requests over HTTP (the serve extra)"),

@@ -183,3 +183,11 @@ def test_improve_end_to_end_killed_and_resumed(tmp_path, answering, capsys):
     # A rerun with other settings on the same output is refused: it would mix two runs.
     assert cli.main([*_args(*answering, full), "--k", "5"]) == 2
     assert "other settings (k: 3)" in capsys.readouterr().err
+    # The summary over seeds reads a real run's files; the killed-and-resumed copy has the same seed, so not both.
+    report = tmp_path / "seeds"
+    assert cli.main(["improve-report", "--runs", f"[{full}]", "--output", str(report)]) == 0
+    summary = json.loads((report / "seeds.json").read_text())
+    assert [r["mean_pass@1"] for r in summary["rows"]] == [r["pass@1"] for r in rows]
+    assert [v["filter"] for v in summary["versus"]] == ["prm", "gold"] and summary["problems"] == 3
+    assert cli.main(["improve-report", "--runs", f"[{full}, {killed}]", "--output", str(report)]) == 2
+    assert "seeds [0, 0] repeat" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from prm.bon.select import Candidate, majority, select_by_score, weighted_vote
 from prm.records import StepRecord
 from prm.search.steps import SearchResult
 from prm.search.strategies import Strategy
+from prm.stats import bootstrap_std
 
 
 def beam_shape(samples: int) -> tuple[int, int]:
@@ -30,19 +31,6 @@ def beam_shape(samples: int) -> tuple[int, int]:
     """
     width = 2 ** (int(math.log2(max(samples, 1))) // 2)
     return width, max(1, samples // width)
-
-
-def bootstrap_std(values: Sequence[float], n: int = 1000, seed: int = 0) -> float:
-    """Standard deviation of the mean when the problems are resampled with replacement (0 for fewer than two).
-
-    >>> bootstrap_std([1.0, 1.0, 1.0]), bootstrap_std([])
-    (0.0, 0.0)
-    """
-    if len(values) < 2:
-        return 0.0
-    rng = random.Random(seed)
-    means = [statistics.fmean(rng.choices(values, k=len(values))) for _ in range(n)]
-    return statistics.pstdev(means)
 
 
 def unit_strategy(strategy: str, samples: int, tokens_per_sample: float, cfg) -> Strategy:

@@ -31,7 +31,7 @@ from pathlib import Path
 from prm.config import check_resumable, save_config
 from prm.fileio import atomic_write
 from prm.improve.config import ImproveConfig
-from prm.improve.report import markdown, plot
+from prm.improve.report import markdown, plot, write_reports
 from prm.improve.rounds import by_problem, heldout_metrics, select, share_cut, wrong_step
 from prm.records import StepRecord, read_records, write_records
 
@@ -237,13 +237,8 @@ def run(cfg: ImproveConfig) -> dict:
             figures = evaluate(cfg, policy, folder)
             rows.append({"filter": name, "round": r, **figures, **_kept_figures(samples, kept)})
     result = {"rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
-    _json(out / "improve.json", result)
-    table = markdown(rows)
-    with atomic_write(out / "improve.md") as f:
-        f.write(table)
-    plot(rows, out / "improve.png")
-    print(f"prm improve: {len(cfg.filters)} filters x {cfg.rounds} rounds -> {out}/")
-    print(table, end="")
+    headline = f"prm improve: {len(cfg.filters)} filters x {cfg.rounds} rounds -> {out}/"
+    write_reports(out, "improve", result, markdown(rows), lambda path: plot(rows, path), headline)
     return result
 
 

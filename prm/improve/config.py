@@ -72,3 +72,25 @@ class ImproveConfig:
             raise ValueError(f"keep_share must be in (0, 1] or null, got {self.keep_share}")
         if self.label_method not in ("binary", "mc"):
             raise ValueError(f"label_method must be binary or mc, got {self.label_method!r}")
+
+
+@config("improve-report")
+class ImproveReportConfig:
+    runs: tuple[str, ...] = option(
+        help="output folders of prm improve runs of one recipe with other seeds (their config.yaml differ in the "
+        "seed only)"
+    )
+    output: str = option(help="folder of the summary: seeds.json, seeds.md, seeds.png and this config")
+    baseline: str = option("outcome", "the filter every other one is compared against after the last round")
+    margin: float = option(3.0, "the lead in points of pass@1 a filter is meant to reach over the baseline")
+    level: float = option(0.9, "coverage of the interval of each difference (problems resampled)")
+    boot: int = option(2000, "bootstrap draws of the held-out problems")
+    seed: int = option(0, "seed of the bootstrap")
+
+    def __post_init__(self):
+        if len(self.runs) < 1:
+            raise ValueError("runs: name at least one prm improve output folder")
+        if not 0.0 < self.level < 1.0:
+            raise ValueError(f"level must be in (0, 1), got {self.level}")
+        if self.boot < 1:
+            raise ValueError(f"boot must be >= 1, got {self.boot}")

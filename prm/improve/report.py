@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from prm.fileio import atomic_write
 
@@ -68,3 +70,15 @@ def plot(rows: Sequence[dict], path: str | os.PathLike) -> None:
     fig.tight_layout()
     with atomic_write(path, binary=True) as f:
         fig.savefig(f, format="png")
+
+
+def write_reports(out: Path, stem: str, result: dict, table: str, draw: Callable[[Path], None], headline: str) -> None:
+    """`stem`.json, `stem`.md and `stem`.png into `out`, each written atomically; then the headline and the table
+    on stdout."""
+    with atomic_write(out / f"{stem}.json") as f:
+        json.dump(result, f, indent=2)
+    with atomic_write(out / f"{stem}.md") as f:
+        f.write(table)
+    draw(out / f"{stem}.png")
+    print(headline)
+    print(table, end="")
