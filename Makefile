@@ -64,7 +64,7 @@ improve: setup $(IMPROVE)/policy/train_report.json
 
 # More seeds of make improve's recipe (the same starting policy, problems and held-out problems; the samples, labels,
 # the PRM and every round's fine-tuning change with the seed), then prm improve-report over all of them: whether the
-# prm filter's lead over the outcome filter holds beyond one seed. About 35 minutes a seed after make improve.
+# prm filter's lead over the outcome filter holds beyond one seed. About 37 minutes a seed after make improve.
 SEEDS := 1 2
 comma := ,
 space := $(subst ,, )

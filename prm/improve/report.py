@@ -10,7 +10,8 @@ from pathlib import Path
 from prm.fileio import atomic_write
 
 
-def _pct(x) -> str:
+def pct(x) -> str:
+    """A share as a percentage with one decimal, '-' for none."""
     return "-" if x is None else f"{100 * x:.1f}"
 
 
@@ -27,15 +28,15 @@ def markdown(rows: Sequence[dict]) -> str:
         lucky = (
             "-"
             if r.get("wrong_step_share") is None
-            else f"{_pct(r['wrong_step_share'])}% ({r['right_with_wrong_step']})"
+            else f"{pct(r['wrong_step_share'])}% ({r['right_with_wrong_step']})"
         )
         kept = (
-            f"| {_pct(r['train_accuracy'])}% | {r['kept']} | {r['kept_wrong_step']} |"
+            f"| {pct(r['train_accuracy'])}% | {r['kept']} | {r['kept_wrong_step']} |"
             if "kept" in r
             else "| - | - | - |"
         )
         lines.append(
-            f"| {r['filter']} | {r['round']} | {_pct(r['pass@1'])} | {_pct(r[f'maj@{k}'])} | {_pct(r[f'pass@{k}'])} "
+            f"| {r['filter']} | {r['round']} | {pct(r['pass@1'])} | {pct(r[f'maj@{k}'])} | {pct(r[f'pass@{k}'])} "
             f"| {lucky} {kept}"
         )
     return "\n".join(lines) + "\n"

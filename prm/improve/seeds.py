@@ -25,7 +25,7 @@ from pathlib import Path
 from prm.config import ConfigError, flat, load_config, save_config, to_dict
 from prm.fileio import atomic_write
 from prm.improve.config import ImproveConfig, ImproveReportConfig
-from prm.improve.report import write_reports
+from prm.improve.report import pct, write_reports
 from prm.improve.rounds import by_problem
 from prm.records import read_records
 from prm.stats import bootstrap_interval
@@ -155,7 +155,7 @@ def _pts(x: float) -> str:
 
 
 def _share(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
+    return "-" if x is None else f"{pct(x)}%"
 
 
 def _share_of(row: dict) -> str:
@@ -176,8 +176,8 @@ def markdown(summary: dict) -> str:
         "|---|---:|---|---:|---:|",
     ]
     for r in summary["rows"]:
-        per = " / ".join(f"{100 * x:.1f}" for x in r["pass@1"])
-        lines.append(f"| {r['filter']} | {r['round']} | {per} | {100 * r['mean_pass@1']:.1f} | {_share_of(r)} |")
+        per = " / ".join(pct(x) for x in r["pass@1"])
+        lines.append(f"| {r['filter']} | {r['round']} | {per} | {pct(r['mean_pass@1'])} | {_share_of(r)} |")
     for v in summary["versus"]:
         lo, hi = v["interval"]
         lines += [
