@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow demo demo-quick sft improve improve-seeds qvalue verifier compare compare-replicate compare-verifier bench bench-trl test-trl setup-vllm test-vllm bench-vllm lint format samples clean
+.PHONY: setup test test-slow demo demo-quick sft improve improve-seeds improve-gold improve-pairs qvalue verifier compare compare-replicate compare-verifier bench bench-trl test-trl setup-vllm test-vllm bench-vllm lint format samples clean
 
 setup: $(STAMP)
 
@@ -74,6 +74,31 @@ improve-seeds: improve
 	  --output $(IMPROVE)/rounds-seed$$s || exit 1; done
 	$(PY) -m prm improve-report --config configs/improve-report.yaml --output $(IMPROVE)/seeds \
 	  --runs "[$(SEED_RUNS)]"
+
+# A perfect step judge (gold: a right answer with every step right) as a third filter of the same runs: what the
+# prm filter could reach with a PRM that saw every wrong step. A finished run takes a new filter and keeps its other
+# chains, so this adds one chain of 3 rounds a seed (about 10 minutes a seed after improve-seeds).
+improve-gold: improve-seeds
+	$(PY) -m prm improve --config configs/improve.yaml --filters "[outcome, prm, gold]"
+	for s in $(SEEDS); do $(PY) -m prm improve --config configs/improve.yaml --seed $$s \
+	  --output $(IMPROVE)/rounds-seed$$s --filters "[outcome, prm, gold]" || exit 1; done
+	$(PY) -m prm improve-report --config configs/improve-report.yaml --output $(IMPROVE)/seeds-gold \
+	  --runs "[$(SEED_RUNS)]"
+
+# The recipe with the in-run PRM trained on synthetic right/wrong pairs of the starting policy's regime as well
+# (2-3 steps, as its fine-tuning data; the demo's PRM trains on such pairs too), beside the outcome filter, the
+# calculator (calc: a right answer with no wrong equation) and gold, for seed 0 and SEEDS. From scratch about an
+# hour a seed; the README's run copied each seed's shared stages (samples, labels, outcome and gold chains) from the
+# runs above, which the PRM's records do not change.
+PAIR_RUNS = $(subst $(space),$(comma)$(space),$(strip $(foreach s,0 $(SEEDS),$(IMPROVE)/pairs-seed$(s))))
+improve-pairs: setup $(IMPROVE)/policy/train_report.json
+	$(PY) -m prm synth --n 400 --min_steps 2 --max_steps 3 $(SMALL) --pairs true --seed 24 \
+	  --output $(IMPROVE)/pairs.jsonl
+	for s in 0 $(SEEDS); do $(PY) -m prm improve --config configs/improve.yaml --seed $$s \
+	  --prm_extra $(IMPROVE)/pairs.jsonl --filters "[outcome, prm, gold, calc]" \
+	  --output $(IMPROVE)/pairs-seed$$s || exit 1; done
+	$(PY) -m prm improve-report --config configs/improve-report.yaml --output $(IMPROVE)/seeds-pairs \
+	  --runs "[$(PAIR_RUNS)]"
 
 # The Q-value model of the README (Q* search's A* h and MCTS leaf value), from the demo's policy and PRM recipe: the
 # policy's own solutions valued two ways, by K = 8 rollouts per prefix (prm label --method mc) and by their own

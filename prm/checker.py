@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import operator
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -443,3 +444,12 @@ def check_step(step: str) -> bool | None:
     if False in verdicts:
         return False
     return True if True in verdicts else None
+
+
+def calc_passes(steps: Sequence[str]) -> bool:
+    """Whether a solution passes the calculator: no step has a wrong equation (steps with none pass).
+
+    >>> calc_passes(["3 * 4 = 12 pens.", "The answer is 12."]), calc_passes(["3 * 4 = 13 pens.", "The answer is 13."])
+    (True, False)
+    """
+    return all(check_step(s) is not False for s in steps)

@@ -70,6 +70,21 @@ def test_prm_filter_by_share_ranks_right_answers_whatever_the_scale(tmp_path):
         ImproveConfig(**base, keep_share=0.0)
 
 
+def test_calc_filter_drops_right_answers_reached_through_an_arithmetic_slip(tmp_path):
+    from prm.improve.command import acceptor
+    from prm.improve.config import ImproveConfig
+
+    traces = [
+        _trace("a", 0, ["3 + 4 = 7 pens.", "The answer is 7."], "7", True),
+        _trace("a", 1, ["2 - 10 = 10 pens.", "10 - 3 = 7 pens.", "The answer is 7."], "7", True),  # a lucky slip
+        _trace("a", 2, ["Tom has 7 pens.", "The answer is 7."], "7", True),  # nothing to check: it passes
+        _trace("a", 3, ["3 + 3 = 6 pens.", "The answer is 6."], "6", False),  # checks, but the answer is wrong
+    ]
+    cfg = ImproveConfig(policy="p", problems="x", heldout="y", output="z")
+    keep = acceptor(cfg, "calc", tmp_path / "unused.jsonl", traces, tmp_path, None)
+    assert [t.id for t in traces if keep(t)] == ["a/0", "a/2"]
+
+
 def test_heldout_metrics():
     traces = [
         _trace("a", 0, ["s"], "7", True),
@@ -115,6 +130,11 @@ def answering(tmp_path, tiny_model_dir):
     heldout.write_text("".join(json.dumps(r | {"id": f"h{i}"}) + "\n" for i, r in enumerate(records[:3])))
     fives = [r | {"steps": ["The answer is 5."]} for r in records if r["answer"] == "5"]
     gold.write_text("".join(json.dumps(r) + "\n" for r in fives))
+    # labelled records beside the PRM's own labelled samples (prm_extra): one right and one wrong solution
+    extra = [_problem(9, 1, 1) | {"id": "x0", "labels": [True, True]}]
+    extra.append(extra[0] | {"id": "x1", "steps": ["He buys 1 more, so he has 1 + 1 = 3 apples.", "The answer is 3."],
+                             "labels": [False, None]})  # fmt: skip
+    (tmp_path / "extra.jsonl").write_text("".join(json.dumps(r) + "\n" for r in extra))
     policy = tmp_path / "policy"
     args = ["sft", "--train", str(gold), "--base", str(tiny_model_dir), "--output", str(policy), "--lr", "1e-2"]
     assert cli.main([*args, "--max_steps", "80", "--lora", "false", "--bf16", "false", "--progress", "false"]) == 0
@@ -137,6 +157,8 @@ def _args(policy, problems, heldout, out):
         "0",
         "--prm_feature_set",
         "equation",
+        "--prm_extra",
+        str(problems.parent / "extra.jsonl"),
     ]
     return args + ["--sft_lora_r", "4", "--bf16", "false", "--progress", "false"]
 
@@ -164,6 +186,8 @@ def test_improve_end_to_end_killed_and_resumed(tmp_path, answering, capsys):
     assert (full / "prm" / "round1" / "scored.jsonl").exists()  # the prm filter scored its samples
     prm_config = yaml.safe_load((full / "prm" / "model" / "config.yaml").read_text())
     assert prm_config["base"] == str(answering[0]) and prm_config["feature_set"] == "equation"  # the policy as backbone
+    assert prm_config["train"] == str(full / "prm" / "train.jsonl")  # its labelled samples, then the extra records
+    assert [r.id for r in read_records(full / "prm" / "train.jsonl")][-2:] == ["x0", "x1"]
     # Killed at any point (here as soon as the PRM's labels are being written) and rerun: the same figures.
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-m", "prm", *_args(*answering, killed)]
@@ -180,6 +204,18 @@ def test_improve_end_to_end_killed_and_resumed(tmp_path, answering, capsys):
     again = json.loads((killed / "improve.json").read_text())["rows"]
     assert again == rows
     assert (killed / "samples-round1.jsonl").read_bytes() == (full / "samples-round1.jsonl").read_bytes()
+    # A filter added to a finished run resumes it: the chain already there is reused, the new one is what a run with
+    # both filters from the start would have made.
+    added = tmp_path / "added"
+    only = [*_args(*answering, added), "--filters", "outcome"]
+    assert cli.main(only) == 0
+    first_kept = (added / "outcome" / "round2" / "kept.jsonl").stat().st_mtime_ns
+    assert cli.main([*_args(*answering, added), "--filters", "outcome,gold,calc"]) == 0
+    assert (added / "outcome" / "round2" / "kept.jsonl").stat().st_mtime_ns == first_kept
+    grown = json.loads((added / "improve.json").read_text())["rows"]
+    assert [r for r in grown if r["filter"] != "calc"] == [r for r in rows if r["filter"] != "prm"]
+    assert [r["round"] for r in grown if r["filter"] == "calc"] == [1, 2]
+    assert not (added / "prm").exists()
     # A rerun with other settings on the same output is refused: it would mix two runs.
     assert cli.main([*_args(*answering, full), "--k", "5"]) == 2
     assert "other settings (k: 3)" in capsys.readouterr().err

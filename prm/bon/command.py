@@ -32,7 +32,7 @@ from prm.bon.select import (
     powers_of_two,
     standard_selectors,
 )
-from prm.checker import check_step
+from prm.checker import calc_passes
 from prm.config import ConfigError, config, option, save_config
 from prm.fileio import atomic_write
 from prm.records import RecordError, StepRecord, iter_json_objects
@@ -78,7 +78,7 @@ def candidate(r: StepRecord, scores: list[float], extra: dict | None = None) -> 
     the last step and compared with the gold answer), and whether the calculator finds a wrong equation in it."""
     pred = r.meta["prediction"] if "prediction" in r.meta else extract_answer(r.steps[-1])
     correct = r.meta["correct"] if "correct" in r.meta else answers_equal(pred, r.answer)
-    calc_ok = all(check_step(s) is not False for s in r.steps)
+    calc_ok = calc_passes(r.steps)
     return Candidate(
         answer_key(pred), bool(correct), tuple(scores), int(r.meta.get("tokens", 0)), extra or {}, calc_ok=calc_ok
     )

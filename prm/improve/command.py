@@ -6,6 +6,7 @@ Each round, the current policy samples k solutions per training problem (only th
 are used), a filter keeps some, and the policy is fine-tuned on them (LoRA on the previous round's policy); the new
 policy is then evaluated on held-out problems. Filters:
 - outcome: the right final answer;
+- calc: the right final answer and no wrong equation by the calculator (no model: the cheap verifier on arithmetic);
 - prm: the right final answer and a PRM's minimum step score >= threshold (or among the `keep_share` of the
   right-answer samples it scores highest). The PRM is the one given, or one trained
   here on `binary` (or `mc`) labels of the starting policy's own round-1 samples, with that policy as completer;
@@ -28,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+from prm.checker import calc_passes
 from prm.config import check_resumable, save_config
 from prm.fileio import atomic_write
 from prm.improve.config import ImproveConfig
@@ -121,10 +123,15 @@ def train_prm(cfg: ImproveConfig, samples: Path) -> str:
             progress=cfg.progress,
         )
     )
+    records = labels
+    if cfg.prm_extra is not None:
+        records = folder / "train.jsonl"
+        if not records.exists():
+            write_records(read_records(labels) + read_records(cfg.prm_extra), records)
     _say(cfg, f"training the PRM ({cfg.prm_tokens} tokens)")
     train(
         TrainConfig(
-            train=str(labels),
+            train=str(records),
             output=str(model),
             base=cfg.prm_base or cfg.policy,
             max_tokens=cfg.prm_tokens,
@@ -146,6 +153,8 @@ def acceptor(cfg: ImproveConfig, name: str, samples: Path, traces: list[StepReco
     """The filter `name` as a predicate on the samples of one round (`traces`: those samples, read from `samples`)."""
     if name == "outcome":
         return lambda t: bool(t.meta["correct"])
+    if name == "calc":  # the cheap verifier a PRM filter must beat: arithmetic slips on the way to a right answer
+        return lambda t: bool(t.meta["correct"]) and calc_passes(t.steps)
     if name == "gold":
         labels = gold_labels(samples)
         return lambda t: bool(t.meta["correct"]) and not wrong_step(labels[t.id])
@@ -196,7 +205,9 @@ def finetune(cfg: ImproveConfig, base: str, kept: Path, output: Path, seed: int)
 
 def run(cfg: ImproveConfig) -> dict:
     out = Path(cfg.output)
-    check_resumable(cfg, out, {"progress", "sampling.batch_size"})
+    # Each filter's chain has its own folders and depends on no other filter's, so a finished run can take another
+    # filter (or drop one) and resume: the chains already there are reused as they are.
+    check_resumable(cfg, out, {"progress", "sampling.batch_size", "filters"})
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
     t0 = time.perf_counter()

@@ -6,7 +6,7 @@ from prm.config import config, option
 from prm.generate.engine import Sampling
 from prm.train.config import FeatureSet
 
-FILTERS = ("outcome", "prm", "gold")
+FILTERS = ("outcome", "calc", "prm", "gold")
 
 
 @config("improve")
@@ -17,8 +17,9 @@ class ImproveConfig:
     output: str = option(help="folder of every round: samples, kept solutions, policies, evaluations, reports")
     filters: tuple[str, ...] = option(
         ("outcome", "prm"),
-        "which samples a round keeps, one chain of rounds each: outcome (right answer), prm (right answer and the "
-        "PRM's min step score >= threshold), gold (right answer and every step right; synthetic problems only)",
+        "which samples a round keeps, one chain of rounds each: outcome (right answer), calc (right answer and every "
+        "equation checks: the calculator, no model), prm (right answer and the PRM's min step score >= threshold), "
+        "gold (right answer and every step right; synthetic problems only)",
     )
     rounds: int = option(3, "rounds of sample -> filter -> fine-tune per filter")
     k: int = option(4, "solutions sampled per training problem per round (the same budget for every filter)")
@@ -40,6 +41,11 @@ class ImproveConfig:
     prm_traces: int = option(256, "PRM trained here: the starting policy's round-1 samples it labels (the first ones)")
     label_method: str = option("binary", "labeler of those samples: binary or mc (rollouts by the starting policy)")
     label_k: int = option(4, "rollouts per probed prefix")
+    prm_extra: str | None = option(
+        None,
+        "more labelled records for the PRM trained here, beside its labelled samples (e.g. synthetic right/wrong "
+        "pairs of the starting policy's regime: prm synth --pairs true); null: none",
+    )
     prm_base: str | None = option(
         None, "backbone of the PRM trained here; null: the starting policy (a backbone that knows the task)"
     )
