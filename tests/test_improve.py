@@ -66,8 +66,15 @@ def test_prm_filter_by_share_ranks_right_answers_whatever_the_scale(tmp_path):
     assert [t.id for t in traces if by_threshold(t)] == []
     by_share = acceptor(ImproveConfig(**base, keep_share=0.5), "prm", samples, traces, tmp_path, "unused")
     assert [t.id for t in traces if by_share(t)] == ["a/0", "b/0"]  # the better 2 of 3 right answers; never b/1
+    # prm@S names its own share, whatever keep_share says.
+    named = acceptor(ImproveConfig(**base, keep_share=0.5, filters=("prm@0.3",)), "prm@0.3", samples, traces,
+                     tmp_path, "unused")  # fmt: skip
+    assert [t.id for t in traces if named(t)] == ["b/0"]
     with pytest.raises(ValueError, match="keep_share"):
         ImproveConfig(**base, keep_share=0.0)
+    for bad in ("prm@0", "prm@1.5", "prm@x", "prm@", "calc@0.5"):
+        with pytest.raises(ValueError, match="prm@S"):
+            ImproveConfig(**base, filters=(bad,))
 
 
 def test_calc_filter_drops_right_answers_reached_through_an_arithmetic_slip(tmp_path):
@@ -210,12 +217,18 @@ def test_improve_end_to_end_killed_and_resumed(tmp_path, answering, capsys):
     only = [*_args(*answering, added), "--filters", "outcome"]
     assert cli.main(only) == 0
     first_kept = (added / "outcome" / "round2" / "kept.jsonl").stat().st_mtime_ns
-    assert cli.main([*_args(*answering, added), "--filters", "outcome,gold,calc"]) == 0
+    assert cli.main([*_args(*answering, added), "--filters", "outcome,gold,calc,prm@1.0"]) == 0
     assert (added / "outcome" / "round2" / "kept.jsonl").stat().st_mtime_ns == first_kept
     grown = json.loads((added / "improve.json").read_text())["rows"]
-    assert [r for r in grown if r["filter"] != "calc"] == [r for r in rows if r["filter"] != "prm"]
+    assert [r for r in grown if r["filter"] in ("start", "outcome", "gold")] == [
+        r for r in rows if r["filter"] != "prm"
+    ]
     assert [r["round"] for r in grown if r["filter"] == "calc"] == [1, 2]
-    assert not (added / "prm").exists()
+    # prm@1.0 trains the run's PRM and keeps every right answer of round 1, as outcome does.
+    assert (added / "prm" / "model" / "prm_spec.json").exists()
+    assert (added / "prm@1.0" / "round1" / "kept.jsonl").read_bytes() == (
+        added / "outcome" / "round1" / "kept.jsonl"
+    ).read_bytes()
     # A rerun with other settings on the same output is refused: it would mix two runs.
     assert cli.main([*_args(*answering, full), "--k", "5"]) == 2
     assert "other settings (k: 3)" in capsys.readouterr().err

@@ -10,6 +10,7 @@ policy is then evaluated on held-out problems. Filters:
 - prm: the right final answer and a PRM's minimum step score >= threshold (or among the `keep_share` of the
   right-answer samples it scores highest). The PRM is the one given, or one trained
   here on `binary` (or `mc`) labels of the starting policy's own round-1 samples, with that policy as completer;
+- prm@S: the prm filter keeping the share S of the right-answer samples (its own chain, the same PRM);
 - gold: the right final answer and every step right by the exact gold labeler (synthetic problems only): the upper
   bound of a perfect step judge.
 Round 1's samples come from the starting policy, so every filter starts from the same ones.
@@ -32,7 +33,7 @@ from pathlib import Path
 from prm.checker import calc_passes
 from prm.config import check_resumable, save_config
 from prm.fileio import atomic_write
-from prm.improve.config import ImproveConfig
+from prm.improve.config import ImproveConfig, prm_share, uses_prm
 from prm.improve.report import markdown, plot, write_reports
 from prm.improve.rounds import by_problem, heldout_metrics, select, share_cut, wrong_step
 from prm.records import StepRecord, read_records, write_records
@@ -167,9 +168,10 @@ def acceptor(cfg: ImproveConfig, name: str, samples: Path, traces: list[StepReco
         score(ScoreConfig(model=prm, input=str(samples), output=str(scored), bf16=cfg.bf16, progress=cfg.progress))
     scores = read_scored(scored)
     cut = cfg.threshold
-    if cfg.keep_share is not None:
+    share = prm_share(name) or cfg.keep_share
+    if share is not None:
         right = [min(scores[t.id]) for t in traces if t.meta["correct"]]
-        cut = share_cut(right, cfg.keep_share)
+        cut = share_cut(right, share)
     return lambda t: bool(t.meta["correct"]) and min(scores[t.id]) >= cut
 
 
@@ -221,7 +223,7 @@ def run(cfg: ImproveConfig) -> dict:
     first = out / "samples-round1.jsonl"
     _say(cfg, f"round 1: sampling {cfg.k} solutions per training problem from the starting policy")
     sample(cfg, cfg.policy, str(problems), first, cfg.k, cfg.seed + 1)
-    prm = train_prm(cfg, first) if "prm" in cfg.filters else None
+    prm = train_prm(cfg, first) if any(uses_prm(f) for f in cfg.filters) else None
     rows = [{"filter": "start", "round": 0, **start}]
     for name in cfg.filters:
         policy = cfg.policy

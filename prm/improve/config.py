@@ -9,6 +9,28 @@ from prm.train.config import FeatureSet
 FILTERS = ("outcome", "calc", "prm", "gold")
 
 
+def prm_share(name: str) -> float | None:
+    """The keep share a `prm@S` filter names: the prm filter keeping the share S of a round's right-answer samples,
+    so that one run compares several shares on the same samples and PRM. None for any other name, including a
+    malformed one.
+
+    >>> prm_share("prm@0.8"), prm_share("prm"), prm_share("prm@x"), prm_share("prm@1.5")
+    (0.8, None, None, None)
+    """
+    head, sep, tail = name.partition("@")
+    if head != "prm" or not sep:
+        return None
+    try:
+        share = float(tail)
+    except ValueError:
+        return None
+    return share if 0.0 < share <= 1.0 else None
+
+
+def uses_prm(name: str) -> bool:
+    return name == "prm" or prm_share(name) is not None
+
+
 @config("improve")
 class ImproveConfig:
     policy: str = option(help="the starting policy: a prm sft folder (or any causal LM)")
@@ -19,7 +41,8 @@ class ImproveConfig:
         ("outcome", "prm"),
         "which samples a round keeps, one chain of rounds each: outcome (right answer), calc (right answer and every "
         "equation checks: the calculator, no model), prm (right answer and the PRM's min step score >= threshold), "
-        "gold (right answer and every step right; synthetic problems only)",
+        "gold (right answer and every step right; synthetic problems only); prm@S: prm keeping the share S of the "
+        "right answers (e.g. prm@0.8), so several shares share one run's samples and PRM",
     )
     rounds: int = option(3, "rounds of sample -> filter -> fine-tune per filter")
     k: int = option(4, "solutions sampled per training problem per round (the same budget for every filter)")
@@ -67,9 +90,11 @@ class ImproveConfig:
     progress: bool = option(True, "progress bars of every stage on stderr")
 
     def __post_init__(self):
-        bad = [f for f in self.filters if f not in FILTERS]
+        bad = [f for f in self.filters if f not in FILTERS and prm_share(f) is None]
         if bad or not self.filters or len(set(self.filters)) != len(self.filters):
-            raise ValueError(f"filters: {list(self.filters)}; choose distinct ones from {', '.join(FILTERS)}")
+            raise ValueError(
+                f"filters: {list(self.filters)}; choose distinct ones from {', '.join(FILTERS)} or prm@S (S in (0, 1])"
+            )
         if min(self.rounds, self.k, self.eval_k, self.max_per_problem, self.label_k, self.prm_traces) < 1:
             raise ValueError("rounds, k, eval_k, max_per_problem, label_k and prm_traces must be >= 1")
         if not 0.0 <= self.threshold <= 1.0:

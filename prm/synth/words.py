@@ -70,9 +70,9 @@ def render(
 
     >>> text, solution = render(random.Random(0), [17, 13], ["-"], [4])
     >>> text
-    'Leo holds 17 marbles. Leo throws out 4 broken marbles. What number of marbles does Leo finish with?'
+    "There are 17 stamps in Luis's album. He lends four stamps to Chloe. What's the number of stamps Luis has now?"
     >>> solution
-    ['17 - 4 = 13 marbles after throwing 4 out.', 'Answer: 13']
+    ['Luis lends out four, so 17 - 4 = 13 stamps are left.', 'So the answer is 13.']
     """
     text, plan = render_plan(rng, chain, ops, operands, families(phrasing))
     return text, write_solution(plan, gold_steps(chain, ops, operands), chain[-1])
