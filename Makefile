@@ -57,9 +57,13 @@ SMALL := --max_value 12 --max_result 60 $(PLAIN)
 $(IMPROVE)/policy/train_report.json: | setup
 	$(PY) -m prm synth --n 3000 --min_steps 2 --max_steps 3 $(SMALL) --seed 21 --output $(IMPROVE)/sft.jsonl
 	$(PY) -m prm sft --config configs/sft.yaml --train $(IMPROVE)/sft.jsonl --output $(IMPROVE)/policy --max_tokens 60000
-improve: setup $(IMPROVE)/policy/train_report.json
-	$(PY) -m prm synth --n 64 --min_steps 3 --max_steps 4 $(SMALL) --seed 22 --output $(IMPROVE)/problems.jsonl
-	$(PY) -m prm synth --n 48 --split test --min_steps 3 --max_steps 4 $(SMALL) --seed 23 --output $(IMPROVE)/heldout.jsonl
+$(IMPROVE)/problems.jsonl: | setup
+	$(PY) -m prm synth --n 64 --min_steps 3 --max_steps 4 $(SMALL) --seed 22 --output $@
+$(IMPROVE)/heldout.jsonl: | setup
+	$(PY) -m prm synth --n 48 --split test --min_steps 3 --max_steps 4 $(SMALL) --seed 23 --output $@
+# What every improve recipe starts from: the policy, its training problems (answers only) and held-out problems.
+IMPROVE_INPUTS := $(IMPROVE)/policy/train_report.json $(IMPROVE)/problems.jsonl $(IMPROVE)/heldout.jsonl
+improve: setup $(IMPROVE_INPUTS)
 	$(PY) -m prm improve --config configs/improve.yaml
 
 # More seeds of make improve's recipe (the same starting policy, problems and held-out problems; the samples, labels,
@@ -68,7 +72,9 @@ improve: setup $(IMPROVE)/policy/train_report.json
 SEEDS := 1 2
 comma := ,
 space := $(subst ,, )
-SEED_RUNS = $(subst $(space),$(comma)$(space),$(strip $(IMPROVE)/rounds $(foreach s,$(SEEDS),$(IMPROVE)/rounds-seed$(s))))
+# $(call run_list,FOLDERS): the folders as prm improve-report's --runs list ("a, b, c").
+run_list = $(subst $(space),$(comma)$(space),$(strip $(1)))
+SEED_RUNS = $(call run_list,$(IMPROVE)/rounds $(foreach s,$(SEEDS),$(IMPROVE)/rounds-seed$(s)))
 improve-seeds: improve
 	for s in $(SEEDS); do $(PY) -m prm improve --config configs/improve.yaml --seed $$s \
 	  --output $(IMPROVE)/rounds-seed$$s || exit 1; done
@@ -91,10 +97,10 @@ improve-gold: improve-seeds
 # right answers (prm@0.8) as well as the default 0.5, for seed 0 and SEEDS. From scratch about an hour a seed;
 # the README's run copied each seed's shared stages (samples, labels, outcome and gold chains) from the runs above,
 # which the PRM's records do not change.
-PAIR_RUNS = $(subst $(space),$(comma)$(space),$(strip $(foreach s,0 $(SEEDS),$(IMPROVE)/pairs-seed$(s))))
-improve-pairs: setup $(IMPROVE)/policy/train_report.json
-	$(PY) -m prm synth --n 400 --min_steps 2 --max_steps 3 $(SMALL) --pairs true --seed 24 \
-	  --output $(IMPROVE)/pairs.jsonl
+PAIR_RUNS = $(call run_list,$(foreach s,0 $(SEEDS),$(IMPROVE)/pairs-seed$(s)))
+$(IMPROVE)/pairs.jsonl: | setup
+	$(PY) -m prm synth --n 400 --min_steps 2 --max_steps 3 $(SMALL) --pairs true --seed 24 --output $@
+improve-pairs: setup $(IMPROVE_INPUTS) $(IMPROVE)/pairs.jsonl
 	for s in 0 $(SEEDS); do $(PY) -m prm improve --config configs/improve.yaml --seed $$s \
 	  --prm_extra $(IMPROVE)/pairs.jsonl --filters "[outcome, prm, gold, calc, prm@0.8]" \
 	  --output $(IMPROVE)/pairs-seed$$s || exit 1; done
@@ -105,10 +111,8 @@ improve-pairs: setup $(IMPROVE)/policy/train_report.json
 # default 0.5 keeping too little, and first measured on those seeds; this tests it on seeds that took no part in
 # that choice: outcome against prm@0.8 only (about 30 minutes a seed), then their own report.
 FRESH := 4 5
-FRESH_RUNS = $(subst $(space),$(comma)$(space),$(strip $(foreach s,$(FRESH),$(IMPROVE)/fresh-seed$(s))))
-improve-fresh: setup $(IMPROVE)/policy/train_report.json
-	$(PY) -m prm synth --n 400 --min_steps 2 --max_steps 3 $(SMALL) --pairs true --seed 24 \
-	  --output $(IMPROVE)/pairs.jsonl
+FRESH_RUNS = $(call run_list,$(foreach s,$(FRESH),$(IMPROVE)/fresh-seed$(s)))
+improve-fresh: setup $(IMPROVE_INPUTS) $(IMPROVE)/pairs.jsonl
 	for s in $(FRESH); do $(PY) -m prm improve --config configs/improve.yaml --seed $$s \
 	  --prm_extra $(IMPROVE)/pairs.jsonl --filters "[outcome, prm@0.8]" \
 	  --output $(IMPROVE)/fresh-seed$$s || exit 1; done
