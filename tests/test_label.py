@@ -82,6 +82,15 @@ def test_gold_skipped_steps_are_true():
     assert gold(answer_only).labels == [True, True]
 
 
+def test_gold_an_operation_that_lands_on_the_current_value_is_no_progress():
+    # The current value again by another route than its gold one: a wrong operation that changed nothing.
+    steps = [RIGHT[0], "Doubling leaves her 17 * 1 = 17 apples.", RIGHT[1], RIGHT[2], RIGHT[3]]
+    lab = gold(steps)
+    assert lab.labels == [True, False, None, None, None] and lab.info["reason"] == "no progress: 17 * 1 = 17"
+    # At the start no route is a recap: `3 * 4 = 12` lands on the start value 12, which the problem states.
+    assert gold(["She has 3 * 4 = 12 apples."] + RIGHT).labels[0] is False
+
+
 @pytest.mark.parametrize(
     ("step", "reason"),
     [

@@ -89,6 +89,7 @@ ERROR_KINDS = {
     "wrong arithmetic": "arithmetic slip (the calculator sees it)",
     "wrong final answer": "wrong answer line",
     "off the gold chain": "wrong operation or operand",
+    "no progress": "wrong operation or operand",
     "wrong route": "right value by a wrong route",
     "back to an earlier value": "stale value",
     "unsupported number": "unsupported number",

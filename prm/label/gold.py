@@ -19,7 +19,9 @@ A step is judged as follows; the first step judged wrong is the first error (`fa
      WRONG ROUTE is wrong ("wrong route"). Strict on purpose: an equivalent rewrite (`12 * 2` for `12 + 12`) is
      judged wrong too; in synthetic problems each step has exactly one operation and one operand, so a solution
      that follows it writes the gold route.
-   - r = chain[p], the current value, by any route: a RESTATEMENT, harmless (p unchanged).
+   - r = chain[p], the current value, by its gold route (`12 + 5 = 17` again): a RESTATEMENT, harmless (p unchanged).
+     By any other route it is NO PROGRESS, wrong: an operation that lands on the value the solution already had,
+     such as `55 / 1 = 55` where the step should divide by 5, or `3 * 3 = 9` that happens to give the start value.
    - r = chain[j] with j < p: harmless only as a recap of a gold step (gold route); otherwise the solution went
      back to an old value ("back to an earlier value").
    - r not in the chain at all: wrong ("off the gold chain").
@@ -30,11 +32,12 @@ A step is judged as follows; the first step judged wrong is the first error (`fa
    enumerator such as `Step 2:` or `3.` is not a number of the step. Prose never advances p.
 5. An empty trace (`meta["empty"]`, its one step a placeholder) is wrong at step 0.
 
-Known limits (measured: on 6,000 `prm synth --corrupt 0.5` solutions of 1-8 steps, 6 of the 3,000 injected errors
-are found one or more steps late, none early, and no error is found in a gold solution): a step that only recomputes
-the current value (repeating the previous step's equation where it should have applied the next operation) is a
-restatement under rule 2, and an equation whose numbers happen to spell a gold route (a problem number equal to a
-skipped chain value) passes as a skip; in both cases the error is found at the next step that leaves the chain.
+Known limits (measured: on 6,000 `prm synth --corrupt 0.5` test solutions of 1-8 steps, seed 3, 8 of the 3,000
+injected errors are found one or more steps late, none early, and no error is found in a gold solution; 11 late
+before the no-progress rule): a step that only repeats the previous step's equation where it should have applied
+the next operation is a restatement under rule 2, and an equation whose numbers happen to spell a gold route (a
+problem number equal to a skipped chain value) passes as a skip; in both cases the error is found at the next step
+that leaves the chain.
 
 values: 1.0 for the steps before the first error, 0.0 from it on (as `prm synth --corrupt` writes them).
 """
@@ -131,10 +134,12 @@ def _follow(value: Fraction, expr: str, g: GoldProblem, p: int) -> tuple[int | N
     for j in hits:
         if j > p and _gold_route(r, g, j):
             return j, ""
-    if p in hits:
+    if p in hits and p > 0 and _gold_route(r, g, p):  # the current value by its own gold route: a recap
         return p, ""
     if any(j < p and j > 0 and _gold_route(r, g, j) for j in hits):
         return p, ""
+    if p in hits:
+        return None, f"no progress: {expr} = {value}"
     if any(j > p for j in hits):
         return None, f"wrong route: {expr} = {value}"
     if hits:
