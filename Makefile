@@ -97,41 +97,35 @@ improve-gold: improve-seeds
 # right answers (prm@0.8) as well as the default 0.5, for seed 0 and SEEDS. From scratch about an hour a seed;
 # the README's run copied each seed's shared stages (samples, labels, outcome and gold chains) from the runs above,
 # which the PRM's records do not change.
-PAIR_RUNS = $(call run_list,$(foreach s,0 $(SEEDS),$(IMPROVE)/pairs-seed$(s)))
+# $(call improve_runs,SEEDS,NAME,FILTERS,REPORT[,MORE ARGS]): prm improve with the synthetic pairs in the in-run PRM's
+# records, one run $(IMPROVE)/NAME-seedS a seed, then improve-report over them into $(IMPROVE)/REPORT (write the
+# commas of FILTERS as $(comma)).
+define improve_runs
+	for s in $(1); do $(PY) -m prm improve --config configs/improve.yaml --seed $$s $(5) \
+	  --prm_extra $(IMPROVE)/pairs.jsonl --filters "$(3)" --output $(IMPROVE)/$(2)-seed$$s || exit 1; done
+	$(PY) -m prm improve-report --config configs/improve-report.yaml --output $(IMPROVE)/$(4) \
+	  --runs "[$(call run_list,$(foreach s,$(1),$(IMPROVE)/$(2)-seed$(s)))]"
+endef
 $(IMPROVE)/pairs.jsonl: | setup
 	$(PY) -m prm synth --n 400 --min_steps 2 --max_steps 3 $(SMALL) --pairs true --seed 24 --output $@
 improve-pairs: setup $(IMPROVE_INPUTS) $(IMPROVE)/pairs.jsonl
-	for s in 0 $(SEEDS); do $(PY) -m prm improve --config configs/improve.yaml --seed $$s \
-	  --prm_extra $(IMPROVE)/pairs.jsonl --filters "[outcome, prm, gold, calc, prm@0.8]" \
-	  --output $(IMPROVE)/pairs-seed$$s || exit 1; done
-	$(PY) -m prm improve-report --config configs/improve-report.yaml --output $(IMPROVE)/seeds-pairs \
-	  --runs "[$(PAIR_RUNS)]"
+	$(call improve_runs,0 $(SEEDS),pairs,[outcome$(comma) prm$(comma) gold$(comma) calc$(comma) prm@0.8],seeds-pairs)
 
 # The prm filter keeping 0.8 of the right answers was chosen after the four seeds of improve-pairs had shown the
 # default 0.5 keeping too little, and first measured on those seeds; this tests it on seeds that took no part in
 # that choice: outcome against prm@0.8 only (about 30 minutes a seed), then their own report.
 FRESH := 4 5
-FRESH_RUNS = $(call run_list,$(foreach s,$(FRESH),$(IMPROVE)/fresh-seed$(s)))
 improve-fresh: setup $(IMPROVE_INPUTS) $(IMPROVE)/pairs.jsonl
-	for s in $(FRESH); do $(PY) -m prm improve --config configs/improve.yaml --seed $$s \
-	  --prm_extra $(IMPROVE)/pairs.jsonl --filters "[outcome, prm@0.8]" \
-	  --output $(IMPROVE)/fresh-seed$$s || exit 1; done
-	$(PY) -m prm improve-report --config configs/improve-report.yaml --output $(IMPROVE)/seeds-fresh \
-	  --runs "[$(FRESH_RUNS)]"
+	$(call improve_runs,$(FRESH),fresh,[outcome$(comma) prm@0.8],seeds-fresh)
 
 # Four times make improve's training problems (256, answers only; the first 64 are make improve's), outcome against
 # prm@0.8 on fresh seeds: whether rounds that keep 100-200 solutions instead of 20-50 let the PRM filter's lead show
 # above the seed-to-seed spread (about 65 minutes a seed here), then their report.
 BIG := 6 7
-BIG_RUNS = $(call run_list,$(foreach s,$(BIG),$(IMPROVE)/big-seed$(s)))
 $(IMPROVE)/problems256.jsonl: | setup
 	$(PY) -m prm synth --n 256 --min_steps 3 --max_steps 4 $(SMALL) --seed 22 --output $@
 improve-big: setup $(IMPROVE_INPUTS) $(IMPROVE)/pairs.jsonl $(IMPROVE)/problems256.jsonl
-	for s in $(BIG); do $(PY) -m prm improve --config configs/improve.yaml --seed $$s \
-	  --problems $(IMPROVE)/problems256.jsonl --prm_extra $(IMPROVE)/pairs.jsonl --filters "[outcome, prm@0.8]" \
-	  --output $(IMPROVE)/big-seed$$s || exit 1; done
-	$(PY) -m prm improve-report --config configs/improve-report.yaml --output $(IMPROVE)/seeds-big \
-	  --runs "[$(BIG_RUNS)]"
+	$(call improve_runs,$(BIG),big,[outcome$(comma) prm@0.8],seeds-big,--problems $(IMPROVE)/problems256.jsonl)
 
 # The Q-value model of the README (Q* search's A* h and MCTS leaf value), from the demo's policy and PRM recipe: the
 # policy's own solutions valued two ways, by K = 8 rollouts per prefix (prm label --method mc) and by their own
