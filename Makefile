@@ -119,8 +119,8 @@ improve-fresh: setup $(IMPROVE_INPUTS) $(IMPROVE)/pairs.jsonl
 	$(call improve_runs,$(FRESH),fresh,[outcome$(comma) prm@0.8],seeds-fresh)
 
 # Four times make improve's training problems (256, answers only; the first 64 are make improve's), outcome against
-# prm@0.8 on fresh seeds: whether rounds that keep 100-200 solutions instead of 20-50 let the PRM filter's lead show
-# above the seed-to-seed spread (about 65 minutes a seed here), then their report.
+# prm@0.8 on fresh seeds: whether rounds that keep 70-193 solutions instead of 20-50 let the PRM filter's lead show
+# above the seed-to-seed spread (about an hour a seed here), then their report.
 BIG := 6 7 8 9
 $(IMPROVE)/problems256.jsonl: | setup
 	$(PY) -m prm synth --n 256 --min_steps 3 --max_steps 4 $(SMALL) --seed 22 --output $@
