@@ -76,13 +76,19 @@ def test_label_command_writes_records_budget_summary_and_consensus(files, tmp_pa
     assert "other settings (k: 4)" in capsys.readouterr().err
 
 
-def test_gold_calc_and_outcome_commands(files, tmp_path):
-    traces, _ = files
+def test_gold_calc_and_outcome_commands(files, tmp_path, capsys):
+    traces, script = files
     for method in ("gold", "calc", "outcome"):
         out = tmp_path / f"{method}.jsonl"
-        assert cli.main(["label", "--method", method, "--input", str(traces), "--output", str(out)]) == 0
+        args = ["label", "--method", method, "--input", str(traces), "--output", str(out), "--traces_per_batch", "2"]
+        assert cli.main(args) == 0
         records = read_records(out)
         assert all(r.meta["label"]["method"] == method and r.meta["label"]["rollouts"] == 0 for r in records)
+        # Instant labelers print their summary, not a progress line for each of the 12 batches.
+        assert "traces, 0 rollouts" not in capsys.readouterr().err
+    args = ["label", "--input", str(traces), "--output", str(tmp_path / "mc.jsonl"), "--completer", script()]
+    assert cli.main(args + ["--k", "2", "--traces_per_batch", "12"]) == 0
+    assert capsys.readouterr().err.count("prm label: ") == 2  # a rollout labeler reports every batch
     gold = read_records(tmp_path / "gold.jsonl")
     assert [r.first_error() for r in gold] == [(t.meta.get("error") or {}).get("step") for t in read_records(traces)]
     # outcome: every prefix valued by the trace's own answer (an injected error carries to a wrong answer).

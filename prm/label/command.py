@@ -75,7 +75,7 @@ def run(cfg: LabelConfig) -> dict:
     needs_rollouts = cfg.method in ROLLOUT_METHODS or cfg.consensus in ROLLOUT_METHODS
     completer = make_completer(cfg, traces) if todo and needs_rollouts else None
     opts = cfg.options()
-    t0 = time.perf_counter()
+    t0 = last_line = time.perf_counter()
     new_rollouts = 0
     try:
         with writer:
@@ -90,9 +90,13 @@ def run(cfg: LabelConfig) -> dict:
                 new_rollouts += sum(
                     lab.info["rollouts"] + lab.info.get("consensus", {}).get("rollouts", 0) for lab in labeled
                 )
-                if cfg.progress:
+                # Labelers without rollouts finish thousands of traces a second: a line per batch would flood the
+                # log, so they report at most every 5 seconds.
+                now = time.perf_counter()
+                if cfg.progress and (needs_rollouts or now - last_line >= 5.0):
+                    last_line = now
                     done = len(traces) - len(todo) + b + len(batch)
-                    secs = time.perf_counter() - t0
+                    secs = now - t0
                     print(
                         f"prm label: {done}/{len(traces)} traces, {new_rollouts} rollouts, {secs:.0f} s",
                         file=sys.stderr,
