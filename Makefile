@@ -129,10 +129,12 @@ improve-big: setup $(IMPROVE_INPUTS) $(IMPROVE)/pairs.jsonl $(IMPROVE)/problems2
 
 # The calculator (calc: a right answer with no wrong equation) as a third filter of the same runs: whether the PRM
 # filter adds anything to the cheap verifier at this size (on 64 problems the calculator was the better filter). A
-# finished run takes the new filter and keeps its other chains: about 30 minutes a seed after improve-big (from
-# scratch it runs all three chains).
+# finished run takes the new filter and keeps its other chains: about 25 minutes a seed after improve-big (from
+# scratch it runs all three chains); a second report takes the calculator as the baseline.
 improve-big-calc: setup $(IMPROVE_INPUTS) $(IMPROVE)/pairs.jsonl $(IMPROVE)/problems256.jsonl
 	$(call improve_runs,$(BIG),big,[outcome$(comma) prm@0.8$(comma) calc],seeds-big-calc,--problems $(IMPROVE)/problems256.jsonl)
+	$(PY) -m prm improve-report --config configs/improve-report.yaml --baseline calc --output $(IMPROVE)/seeds-big-vs-calc \
+	  --runs "[$(call run_list,$(foreach s,$(BIG),$(IMPROVE)/big-seed$(s)))]"
 
 # The Q-value model of the README (Q* search's A* h and MCTS leaf value), from the demo's policy and PRM recipe: the
 # policy's own solutions valued two ways, by K = 8 rollouts per prefix (prm label --method mc) and by their own
