@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow demo demo-quick sft improve improve-seeds improve-gold improve-pairs improve-fresh improve-big improve-big-calc qvalue verifier compare compare-replicate compare-verifier compare-verifier-replicate bench bench-trl test-trl setup-vllm test-vllm bench-vllm lint format samples clean
+.PHONY: setup test test-slow demo demo-quick sft improve improve-seeds improve-gold improve-pairs improve-fresh improve-big improve-big-calc qvalue verifier compare compare-replicate compare-verifier compare-verifier-replicate compare-verifier-hard bench bench-trl test-trl setup-vllm test-vllm bench-vllm lint format samples clean
 
 setup: $(STAMP)
 
@@ -255,7 +255,7 @@ compare-replicate: setup
 # 48 problems of make verifier's second pool (the demo's regime), A* answering by its complete solution of best f
 # (chosen on the demo's own held-out problems, not these). The PRM's newest step score is A*'s h. Then every
 # selector of prm bon on the same pool, with the exact step judge and the oracle. About 50 minutes.
-VER_NEEDS = @test -f $(VER)/prm/config.yaml -a -f $(VER)/heldout2.jsonl || { echo "make $@: needs the verifier PRM and its second pool's problems (run make demo, then make verifier)" >&2; exit 2; }
+VER_NEEDS = @test -f $(VER)/prm/config.yaml -a -f $(VER)/heldout2.jsonl || { echo "make $(or $(MAKECMDGOALS),$@): needs the verifier PRM and its second pool's problems (run make demo, then make verifier)" >&2; exit 2; }
 # $(1): the problems; $(2): the output folder; $(3): more prm compare options (a variable: they hold commas).
 define compare_verifier_on
 	$(PY) -m prm compare --config configs/compare.yaml --problems $(1) --policy $(DEMO)/policy \
@@ -274,11 +274,21 @@ compare-verifier: setup
 # and beam with configs/compare.yaml's settings (beam ranks by min and answers by the PRM-weighted vote), set before
 # this run. About 25 minutes here.
 VER_REPLICATE := --strategies "[bon, beam]"
-compare-verifier-replicate: setup
+$(CMP)/verifier3/heldout.jsonl: | setup
 	$(VER_NEEDS)
-	$(PY) -m prm synth --config $(DEMO)/heldout-problems.config.yaml --n 48 --seed 8 \
-	  --output $(CMP)/verifier3/heldout.jsonl
+	$(PY) -m prm synth --config $(DEMO)/heldout-problems.config.yaml --n 48 --seed 8 --output $@
+compare-verifier-replicate: setup $(CMP)/verifier3/heldout.jsonl
+	$(VER_NEEDS)
 	$(call compare_verifier_on,$(CMP)/verifier3/heldout.jsonl,$(CMP)/verifier3/search,$(VER_REPLICATE))
+
+# Every strategy with make verifier's PRM on the 24 hard problems of that fresh set (--only hard: 3 operations), at
+# 4, 16 and 32 samples' tokens: whether A* and MCTS, which compare-verifier-replicate left out, do what beam did
+# there. Settings fixed before the run: configs/compare.yaml's, A* answering by its complete solution of best f as
+# in compare-verifier, the PRM's newest step score as A*'s h and MCTS's leaf value. About an hour here.
+VER_HARD := --strategies "[bon, beam, dvts, astar, mcts]" --budgets "[4, 16, 32]" --astar_answer best --only hard
+compare-verifier-hard: setup $(CMP)/verifier3/heldout.jsonl
+	$(VER_NEEDS)
+	$(call compare_verifier_on,$(CMP)/verifier3/heldout.jsonl,$(CMP)/verifier3/hard,$(VER_HARD))
 
 bench: setup
 	$(PY) -m prm bench --config configs/bench.yaml

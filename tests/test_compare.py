@@ -134,3 +134,33 @@ def test_compare_end_to_end_on_tiny_models(tmp_path, tiny_model_dir, tiny_prm_di
 
         cfg = load_config(CompareConfig, out / "config.yaml")
         run(dataclasses.replace(cfg, astar_lambda=2.0))
+
+
+def test_compare_only_hard_samples_and_searches_the_hard_problems_alone(
+    tmp_path, tiny_model_dir, tiny_prm_dir, tiny_problems, capsys
+):
+    from prm.records import read_records
+
+    steps = {p.id: len(p.steps) for p in read_records(tiny_problems)}
+    cut = max(steps.values())  # the longest problems are the hard ones
+    hard = {i for i, n in steps.items() if n >= cut}
+    out = tmp_path / "hard"
+
+    def args(hard_steps: int) -> list[str]:
+        a = ["compare", "--problems", str(tiny_problems), "--prm", str(tiny_prm_dir), "--policy", str(tiny_model_dir)]
+        a += ["--output", str(out), "--budgets", "[1]", "--hard_steps", str(hard_steps), "--only", "hard"]
+        a += ["--strategies", "[bon, astar]", "--sampling.max_new_tokens", "12", "--max_step_tokens", "6"]
+        return a + ["--max_steps", "3", "--astar_expand", "2", "--progress", "false", "--bon_trials", "5"]
+
+    assert cli.main(args(cut)) == 0
+    summary = json.loads((out / "compare.json").read_text())
+    assert summary["problems"] == summary["hard"] == len(hard) and summary["easy"] == 0
+    assert {r.id for r in read_records(out / "problems.jsonl")} == hard
+    assert {r.meta["problem_id"] for r in read_records(out / "pool.jsonl")} == hard  # nothing sampled for the rest
+    assert len((out / "units" / "astar-1.jsonl").read_text().splitlines()) == len(hard)
+    # hard_steps now chooses the problems: a rerun that changes it is refused, not regrouped
+    assert cli.main(args(cut + 1)) == 2
+    assert "other settings" in capsys.readouterr().err
+    out = tmp_path / "none"
+    assert cli.main(args(cut + 1)) == 2
+    assert "no hard problems (hard: >= " in capsys.readouterr().err

@@ -26,7 +26,7 @@ from prm.compare.core import bon_summaries, search_summary, unit_rows, unit_stra
 from prm.compare.report import NAMES, markdown, match_line, plot, rows_order
 from prm.config import ConfigError, check_resumable, save_config
 from prm.fileio import atomic_write
-from prm.records import read_records
+from prm.records import read_records, write_records
 
 # Fields a rerun may change and still resume: they change no finished output. A unit's results depend only on its
 # own strategy and budget and on the other settings, so a rerun may add or leave out strategies and budgets (the
@@ -47,8 +47,9 @@ def _log(cfg: CompareConfig, msg: str) -> None:
         print(f"prm compare: {msg}", file=sys.stderr, flush=True)
 
 
-def _pool(cfg: CompareConfig, out: Path) -> Path:
-    """The best-of-N pool, sampled and scored (each step skipped when its file is complete)."""
+def _pool(cfg: CompareConfig, out: Path, problems: list) -> Path:
+    """The best-of-N pool, sampled and scored (each step skipped when its file is complete). With `only`, the pool
+    samples the chosen problems alone, from their own file beside the outputs."""
     from prm.generate.command import GenerateConfig
     from prm.generate.command import run as generate
     from prm.score.prm_scorer import ScoreConfig
@@ -56,13 +57,17 @@ def _pool(cfg: CompareConfig, out: Path) -> Path:
 
     pool, scored = out / "pool.jsonl", out / "pool.scored.jsonl"
     if not scored.exists():
+        source, limit = cfg.problems, cfg.limit
+        if cfg.only != "all":
+            source, limit = str(out / "problems.jsonl"), None
+            write_records(problems, source)
         generate(
             GenerateConfig(
-                input=cfg.problems,
+                input=source,
                 output=str(pool),
                 model=cfg.policy,
                 n=max(cfg.budgets),
-                limit=cfg.limit,
+                limit=limit,
                 seed=cfg.seed,
                 bf16=cfg.bf16,
                 sampling=cfg.sampling,
@@ -77,7 +82,8 @@ def run(cfg: CompareConfig) -> dict:
     from prm.bon.command import build_pools
 
     out = Path(cfg.output)
-    check_resumable(cfg, out, free=FREE)
+    # with `only`, hard_steps chooses the problems searched, so it no longer just regroups them
+    check_resumable(cfg, out, free=FREE if cfg.only == "all" else FREE - {"hard_steps"})
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
     problems = read_records(cfg.problems)[: cfg.limit]
@@ -86,10 +92,14 @@ def run(cfg: CompareConfig) -> dict:
     for p in problems:
         if p.answer is None:
             raise ConfigError(f"{cfg.problems}: problem '{p.id}' has no gold answer")
+    if cfg.only != "all":
+        problems = [p for p in problems if (len(p.steps) >= cfg.hard_steps) == (cfg.only == "hard")]
+        if not problems:
+            raise ConfigError(f"{cfg.problems}: no {cfg.only} problems (hard: >= {cfg.hard_steps} steps)")
     hard = [len(p.steps) >= cfg.hard_steps for p in problems]
     t0 = time.perf_counter()
 
-    ids, pools, _ = build_pools(_pool(cfg, out))
+    ids, pools, _ = build_pools(_pool(cfg, out, problems))
     where = dict(zip(ids, pools, strict=True))
     pools = [where[p.id] for p in problems]
     tokens_per_sample = statistics.fmean(c.tokens for pool in pools for c in pool)

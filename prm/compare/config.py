@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from prm.bon.select import AGGREGATES
 from prm.config import config, option
 from prm.generate.engine import Sampling
@@ -23,6 +25,9 @@ class CompareConfig:
         (4, 8, 16, 32), "budgets in samples' tokens: k means k times the mean tokens of one full sample"
     )
     limit: int | None = option(None, "use only the first `limit` problems")
+    only: Literal["all", "easy", "hard"] = option(
+        "all", "search only the easy or only the hard problems (split by hard_steps, after limit); all: every one"
+    )
     hard_steps: int = option(
         4, "problems whose gold solution has at least this many steps (its answer line counts) are reported as hard"
     )
