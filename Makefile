@@ -194,7 +194,7 @@ qvalue: setup $(VER)/backbone/train_report.json $(QV)/train.jsonl $(QV)/calibrat
 # and on a second held-out pool of 48 problems; and the backbone sampled as a policy itself on the demo's held-out
 # problems: the honest yardstick of a verifier this strong. The training-free likelihoods (the backbone's on both pools,
 # the policy's on the demo's) go through prm bon as scorers of their own, for the errors each sees by kind.
-# Needs make demo; about 35 minutes here (the backbone 11 of them; make qvalue builds it too).
+# Needs make demo; 35-45 minutes on 2-core machines (the backbone 11-15 of them; make qvalue builds it too).
 KINDS := "[off_by_k, digit_swap, wrong_operation, wrong_operand, stale_value, skipped_step, repeated_step]"
 VTRAIN := --config $(DEMO)/prm/config.yaml --base $(VER)/backbone --feature_set step --max_tokens 120000 \
   --batch_tokens 1024 --train $(VER)/train.jsonl
@@ -284,7 +284,7 @@ compare-verifier-replicate: setup $(CMP)/verifier3/heldout.jsonl
 # Every strategy with make verifier's PRM on the 24 hard problems of that fresh set (--only hard: 3 operations), at
 # 4, 16 and 32 samples' tokens: whether A* and MCTS, which compare-verifier-replicate left out, do what beam did
 # there. Settings fixed before the run: configs/compare.yaml's, A* answering by its complete solution of best f as
-# in compare-verifier, the PRM's newest step score as A*'s h and MCTS's leaf value. About an hour here.
+# in compare-verifier, the PRM's newest step score as A*'s h and MCTS's leaf value. About 48 minutes here.
 VER_HARD := --strategies "[bon, beam, dvts, astar, mcts]" --budgets "[4, 16, 32]" --astar_answer best --only hard
 compare-verifier-hard: setup $(CMP)/verifier3/heldout.jsonl
 	$(VER_NEEDS)
